@@ -1,0 +1,1 @@
+"""The checker: runs strategies inside the model under Hypothesis, reports, the CLI."""

@@ -1,0 +1,1 @@
+"""Pure semantics of Maildir delivery: syscalls, file systems under crashes, properties."""
