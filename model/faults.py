@@ -1,0 +1,96 @@
+"""Faults the checker can inject, and which requests each one can hit.
+
+Two families (specs/requirements.md, X1-X7):
+  - process and machine faults, which the checker schedules as steps of their own:
+    `kill` (kill -9 at a syscall: the live view stays), `power-loss` (the live view is
+    replaced by a crash state the profile allows), `sigterm` (the agent is told to stop:
+    its pending request is answered with `Interrupted`, as the 24-hour timer would);
+  - reply faults, injected into one request: an errno instead of the call's effect
+    (`enospc`, `edquot`, `eio`), or `lost-reply` (the call took effect but its reply was
+    lost, and the retransmission answers EEXIST/ENOENT - a network file system's hazard).
+"""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass
+from typing import Any
+
+from maildircheck.model.syscalls import (
+    Close,
+    Fdatasync,
+    Fsync,
+    FsyncDir,
+    Link,
+    Mkdir,
+    Open,
+    OpenFlag,
+    Read,
+    Rename,
+    Syscall,
+    Unlink,
+    Write,
+)
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    summary: str
+    spec: str
+    errno: int | None = None
+    targets: tuple[type[Syscall[Any]], ...] = ()
+
+    def hits(self, request: Syscall[Any]) -> bool:
+        if isinstance(request, Open) and self.errno in (errno.ENOSPC, errno.EDQUOT):
+            return OpenFlag.CREAT in request.flags
+        if isinstance(request, Open) and self.name == "lost-reply":
+            return OpenFlag.EXCL in request.flags
+        return isinstance(request, self.targets)
+
+
+_SPACE = (Write, Fsync, Fdatasync, Close, Open, Link, Mkdir, Rename)
+
+FAULTS: dict[str, Fault] = {
+    f.name: f
+    for f in (
+        Fault("kill", "the delivering process is killed (kill -9) before a syscall", "X1"),
+        Fault("power-loss", "the machine loses power; a crash state replaces the live view", "X2"),
+        Fault("sigterm", "the agent is told to stop (SIGTERM or its 24-hour timer)", "X3"),
+        Fault("enospc", "ENOSPC instead of the call's effect", "X4", errno.ENOSPC, _SPACE),
+        Fault("edquot", "EDQUOT instead of the call's effect", "X5", errno.EDQUOT, _SPACE),
+        Fault(
+            "eio",
+            "EIO instead of the call's effect",
+            "X6",
+            errno.EIO,
+            (Write, Read, Fsync, Fdatasync, Close, Link, Rename, Unlink, FsyncDir),
+        ),
+        Fault(
+            "lost-reply",
+            "the call took effect, its reply was lost; the retransmission answers "
+            "EEXIST (link, exclusive create) or ENOENT (unlink, rename)",
+            "X7",
+            None,
+            (Link, Unlink, Rename),
+        ),
+    )
+}
+
+STEP_FAULTS = ("kill", "power-loss", "sigterm")
+REPLY_FAULTS = ("enospc", "edquot", "eio", "lost-reply")
+DEFAULT_FAULTS = ("kill", "power-loss", "sigterm", "enospc", "edquot", "eio")
+
+
+def parse_faults(text: str) -> tuple[str, ...]:
+    """`"kill,eio"` -> ("kill", "eio"); "none" -> (); "all" -> every fault. ValueError if unknown."""
+    text = text.strip()
+    if text in ("", "none"):
+        return ()
+    if text == "all":
+        return tuple(FAULTS)
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    unknown = [n for n in names if n not in FAULTS]
+    if unknown:
+        raise ValueError(f"unknown fault {unknown[0]!r} (known: {', '.join(FAULTS)})")
+    return names

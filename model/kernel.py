@@ -1,0 +1,261 @@
+"""The model's kernel: runs one request of one process against the model file system.
+
+It owns what the OS keeps per process (file descriptors and offsets, pid, host, standard
+input) and per machine (the simulated clock, the persistence profile), and answers every
+request of `model.syscalls` with a reply value or an OSError, exactly like the OS driver.
+Nondeterminism comes in as arguments: the fault to inject and an `entropy` integer for
+getrandom. The clock moves one microsecond per request and otherwise only when told.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from maildircheck.model import persistence
+from maildircheck.model.faults import Fault
+from maildircheck.model.fs import FileSystem, oserror
+from maildircheck.model.persistence import Profile
+from maildircheck.model.syscalls import (
+    ClockReading,
+    Close,
+    Fdatasync,
+    FileKind,
+    Fstat,
+    Fsync,
+    FsyncDir,
+    GetHostname,
+    GetPid,
+    GetRandom,
+    GetTime,
+    Link,
+    ListDir,
+    Lstat,
+    Mkdir,
+    Open,
+    OpenFlag,
+    Read,
+    ReadInput,
+    Rename,
+    Sleep,
+    Stat,
+    Syscall,
+    Unlink,
+    Write,
+)
+
+
+@dataclass
+class OpenFile:
+    ino: int
+    flags: OpenFlag
+    offset: int = 0
+
+    @property
+    def writable(self) -> bool:
+        return bool(self.flags & (OpenFlag.WRONLY | OpenFlag.RDWR))
+
+    @property
+    def readable(self) -> bool:
+        return not self.flags & OpenFlag.WRONLY
+
+
+@dataclass
+class Process:
+    label: str
+    pid: int
+    host: str
+    stdin: bytes = b""
+    stdin_pos: int = 0
+    fds: dict[int, OpenFile] = field(default_factory=dict)
+
+    def new_fd(self, handle: OpenFile) -> int:
+        fd = 3
+        while fd in self.fds:
+            fd += 1
+        self.fds[fd] = handle
+        return fd
+
+    def handle(self, fd: int) -> OpenFile:
+        if fd not in self.fds:
+            raise oserror(errno.EBADF)
+        return self.fds[fd]
+
+
+RETRANSMIT_ERRNO: dict[type[Any], int] = {
+    Link: errno.EEXIST,
+    Open: errno.EEXIST,
+    Unlink: errno.ENOENT,
+    Rename: errno.ENOENT,
+}
+
+
+@dataclass
+class Kernel:
+    fs: FileSystem
+    profile: Profile
+    clock_us: int = 1_700_000_000 * 1_000_000
+    input_chunk: int = 64
+    _entropy: int = 0
+
+    def execute(
+        self, proc: Process, request: Syscall[Any], fault: Fault | None = None, entropy: int = 0
+    ) -> object:
+        """Perform `request` for `proc`; the reply value, or the OSError to raise."""
+        self.clock_us += 1
+        try:
+            if fault is not None and fault.hits(request):
+                return self._faulty(proc, request, fault)
+            return self._perform(proc, request, entropy)
+        except OSError as err:
+            return err
+        finally:
+            persistence.settle(self.fs, self.profile)
+
+    def kill(self, proc: Process) -> None:
+        """kill -9: the kernel closes the descriptors; nothing else changes."""
+        proc.fds.clear()
+
+    def _faulty(self, proc: Process, request: Syscall[Any], fault: Fault) -> object:
+        if fault.errno is not None:
+            if isinstance(request, Close):
+                proc.fds.pop(request.fd, None)  # close(2) frees the fd even when it fails
+            return oserror(fault.errno)
+        reply = self._perform(proc, request, 0)  # lost reply: the effect happened
+        if isinstance(request, Open) and isinstance(reply, int):
+            del proc.fds[reply]  # the caller never learns the descriptor
+        return oserror(RETRANSMIT_ERRNO[type(request)])
+
+    def _perform(self, proc: Process, request: Syscall[Any], entropy: int) -> object:
+        self._entropy = entropy
+        return _HANDLERS[type(request)](self, proc, request)
+
+    # --- handlers -----------------------------------------------------------------------
+    def _open(self, proc: Process, req: Open) -> int:
+        fs = self.fs
+        ino = fs.find(req.path)
+        if ino is None:
+            if OpenFlag.CREAT not in req.flags:
+                fs.lookup(req.path)  # raises ENOENT or ENOTDIR
+                raise oserror(errno.ENOENT, req.path)
+            ino = fs.create(req.path, req.mode, self.clock_us, proc.label)
+        else:
+            if OpenFlag.CREAT in req.flags and OpenFlag.EXCL in req.flags:
+                raise oserror(errno.EEXIST, req.path)
+            kind = fs.inodes[ino].kind
+            writing = bool(req.flags & (OpenFlag.WRONLY | OpenFlag.RDWR))
+            if OpenFlag.DIRECTORY in req.flags and kind is not FileKind.DIRECTORY:
+                raise oserror(errno.ENOTDIR, req.path)
+            if kind is FileKind.DIRECTORY and writing:
+                raise oserror(errno.EISDIR, req.path)
+            if OpenFlag.TRUNC in req.flags and writing and fs.inodes[ino].data:
+                fs.truncate(ino, 0, self.clock_us)
+        return proc.new_fd(OpenFile(ino, req.flags))
+
+    def _write(self, proc: Process, req: Write) -> int:
+        handle = proc.handle(req.fd)
+        if not handle.writable:
+            raise oserror(errno.EBADF)
+        if OpenFlag.APPEND in handle.flags:
+            handle.offset = len(self.fs.inodes[handle.ino].data)
+        if req.data:
+            self.fs.write(handle.ino, handle.offset, req.data, self.clock_us)
+        handle.offset += len(req.data)
+        return len(req.data)
+
+    def _read(self, proc: Process, req: Read) -> bytes:
+        handle = proc.handle(req.fd)
+        node = self.fs.inodes[handle.ino]
+        if not handle.readable:
+            raise oserror(errno.EBADF)
+        if node.kind is FileKind.DIRECTORY:
+            raise oserror(errno.EISDIR)
+        chunk = bytes(node.data[handle.offset : handle.offset + req.size])
+        handle.offset += len(chunk)
+        node.atime_us = self.clock_us
+        return chunk
+
+    def _fsync(self, proc: Process, req: Fsync | Fdatasync) -> None:
+        persistence.fsync_file(self.fs, self.profile, proc.handle(req.fd).ino)
+
+    def _close(self, proc: Process, req: Close) -> None:
+        proc.handle(req.fd)
+        del proc.fds[req.fd]
+
+    def _link(self, proc: Process, req: Link) -> None:
+        self.fs.link(req.src, req.dst)
+
+    def _rename(self, proc: Process, req: Rename) -> None:
+        self.fs.rename(req.src, req.dst)
+
+    def _unlink(self, proc: Process, req: Unlink) -> None:
+        self.fs.unlink(req.path)
+
+    def _mkdir(self, proc: Process, req: Mkdir) -> None:
+        self.fs.mkdir(req.path, req.mode, self.clock_us, proc.label)
+
+    def _stat(self, proc: Process, req: Stat | Lstat) -> object:
+        return self.fs.stat(self.fs.lookup(req.path))
+
+    def _fstat(self, proc: Process, req: Fstat) -> object:
+        return self.fs.stat(proc.handle(req.fd).ino)
+
+    def _listdir(self, proc: Process, req: ListDir) -> tuple[str, ...]:
+        ino = self.fs.lookup(req.path)
+        if self.fs.inodes[ino].kind is not FileKind.DIRECTORY:
+            raise oserror(errno.ENOTDIR, req.path)
+        return tuple(sorted(self.fs.entries[ino]))
+
+    def _fsync_dir(self, proc: Process, req: FsyncDir) -> None:
+        ino = self.fs.lookup(req.path)
+        if self.fs.inodes[ino].kind is not FileKind.DIRECTORY:
+            raise oserror(errno.ENOTDIR, req.path)
+        persistence.fsync_dir(self.fs, self.profile, ino)
+
+    def _time(self, proc: Process, req: GetTime) -> ClockReading:
+        return ClockReading(self.clock_us // 1_000_000, self.clock_us % 1_000_000)
+
+    def _pid(self, proc: Process, req: GetPid) -> int:
+        return proc.pid
+
+    def _host(self, proc: Process, req: GetHostname) -> str:
+        return proc.host
+
+    def _random(self, proc: Process, req: GetRandom) -> int:
+        return self._entropy % (1 << req.bits)
+
+    def _sleep(self, proc: Process, req: Sleep) -> None:
+        self.clock_us += int(req.seconds * 1_000_000)
+
+    def _stdin(self, proc: Process, req: ReadInput) -> bytes:
+        size = max(0, min(req.size, self.input_chunk))
+        chunk = proc.stdin[proc.stdin_pos : proc.stdin_pos + size]
+        proc.stdin_pos += len(chunk)
+        return chunk
+
+
+_HANDLERS: dict[type[Any], Callable[[Kernel, Process, Any], object]] = {
+    Open: Kernel._open,
+    Write: Kernel._write,
+    Read: Kernel._read,
+    Fsync: Kernel._fsync,
+    Fdatasync: Kernel._fsync,
+    Close: Kernel._close,
+    Link: Kernel._link,
+    Rename: Kernel._rename,
+    Unlink: Kernel._unlink,
+    Mkdir: Kernel._mkdir,
+    Stat: Kernel._stat,
+    Lstat: Kernel._stat,
+    Fstat: Kernel._fstat,
+    ListDir: Kernel._listdir,
+    FsyncDir: Kernel._fsync_dir,
+    GetTime: Kernel._time,
+    GetPid: Kernel._pid,
+    GetHostname: Kernel._host,
+    GetRandom: Kernel._random,
+    Sleep: Kernel._sleep,
+    ReadInput: Kernel._stdin,
+}

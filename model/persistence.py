@@ -1,0 +1,290 @@
+"""Persistence profiles: which pending operations a sync makes durable, and which crash
+states a power loss may leave.
+
+A profile answers three questions (rules cited in specs/requirements.md, S1-S4 and F1-F6):
+  - on return of a call: is everything durable at once (`sync`)?
+  - on fsync(file) / fsync(dir): which pending operations become durable?
+  - on power loss: which subsets of the still-pending metadata operations may survive
+    (a journal prefix, or any subset), and what may each pending data write become
+    (kept, lost, zero-filled, or stale foreign bytes)?
+
+A crash state is named by a `CrashChoice` - plain integers the checker draws, so Hypothesis
+shrinks it (0 everywhere = nothing lost). `crash_states_for_entry`/`guaranteed_present` compute
+what a crash could leave without sampling.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from maildircheck.model.fs import DataOp, FileSystem, MetaOp, PendingOp, apply_data, apply_to
+
+STALE_PATTERN = b"<stale block of a deleted file>"
+
+
+class Fate(enum.Enum):
+    KEEP = "kept"
+    LOSE = "lost"
+    ZERO = "zero-filled"
+    STALE = "stale bytes"
+
+
+class Ordering(enum.Enum):
+    SYNC = "durable on return"
+    JOURNAL = "a prefix of metadata operations survives (journal order)"
+    ANY = "any subset of unsynced metadata operations survives"
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    summary: str
+    ordering: Ordering
+    data_fates: tuple[Fate, ...]
+    specs: tuple[str, ...]
+
+    @property
+    def is_sync(self) -> bool:
+        return self.ordering is Ordering.SYNC
+
+
+PROFILES: dict[str, Profile] = {
+    p.name: p
+    for p in (
+        Profile(
+            "sync",
+            "mounted sync,dirsync: every call is durable when it returns",
+            Ordering.SYNC,
+            (Fate.KEEP,),
+            ("S1",),
+        ),
+        Profile(
+            "ext4-ordered",
+            "ext4 data=ordered, delayed allocation: journal commits metadata in order; "
+            "unsynced data may be lost or zero-filled although its name survived",
+            Ordering.JOURNAL,
+            (Fate.KEEP, Fate.LOSE, Fate.ZERO),
+            ("S2", "F4"),
+        ),
+        Profile(
+            "ext4-writeback",
+            "ext4 data=writeback: journal commits metadata in order; unsynced data may be "
+            "lost, zero-filled or show stale blocks of other files",
+            Ordering.JOURNAL,
+            (Fate.KEEP, Fate.LOSE, Fate.ZERO, Fate.STALE),
+            ("S3", "F4"),
+        ),
+        Profile(
+            "posix",
+            "only what was fsynced is guaranteed: file data by fsync(file), directory "
+            "entries by fsync(dir); anything else may be lost, in any combination",
+            Ordering.ANY,
+            (Fate.KEEP, Fate.LOSE, Fate.ZERO, Fate.STALE),
+            ("S4", "F5"),
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class CrashChoice:
+    """Which pending operations a power loss keeps.
+
+    `dropped_meta`: for a journal, how many metadata operations are lost from the tail; for
+    `posix`, a bit mask of the lost ones (bit i = the i-th pending metadata operation).
+    `data_fates`: an index into the profile's fates per pending data operation (0 = kept).
+    """
+
+    dropped_meta: int = 0
+    data_fates: tuple[int, ...] = ()
+
+
+# --- what a sync makes durable ------------------------------------------------------------
+def settle(fs: FileSystem, profile: Profile) -> None:
+    """Called after every operation: under `sync` everything is durable on return (S1)."""
+    if profile.is_sync and fs.pending:
+        fs.make_durable(list(fs.pending))
+
+
+def fsync_file(fs: FileSystem, profile: Profile, ino: int) -> None:
+    """fsync(fd): the file's data; on a journal also every metadata operation so far (F2)."""
+    journal = profile.ordering is Ordering.JOURNAL
+    fs.make_durable(
+        [
+            op
+            for op in fs.pending
+            if (isinstance(op, DataOp) and op.ino == ino) or (journal and isinstance(op, MetaOp))
+        ]
+    )
+
+
+def fsync_dir(fs: FileSystem, profile: Profile, dir_ino: int) -> None:
+    """fsync(dir): the directory's entries; on a journal every metadata operation (F3)."""
+    journal = profile.ordering is Ordering.JOURNAL
+    fs.make_durable(
+        [
+            op
+            for op in fs.pending
+            if isinstance(op, MetaOp)
+            and (journal or any(ch.dir_ino == dir_ino for ch in op.changes))
+        ]
+    )
+
+
+# --- crash states -------------------------------------------------------------------------
+def meta_ops(fs: FileSystem) -> list[MetaOp]:
+    return [op for op in fs.pending if isinstance(op, MetaOp)]
+
+
+def data_ops(fs: FileSystem) -> list[DataOp]:
+    return [op for op in fs.pending if isinstance(op, DataOp)]
+
+
+def kept_meta(profile: Profile, metas: list[MetaOp], choice: CrashChoice) -> list[MetaOp]:
+    if profile.ordering is Ordering.JOURNAL:
+        return metas[: max(0, len(metas) - choice.dropped_meta)]
+    if profile.ordering is Ordering.ANY:
+        return [op for i, op in enumerate(metas) if not (choice.dropped_meta >> i) & 1]
+    return list(metas)
+
+
+def fate_of(profile: Profile, choice: CrashChoice, index: int) -> Fate:
+    if index >= len(choice.data_fates):
+        return Fate.KEEP
+    return profile.data_fates[choice.data_fates[index] % len(profile.data_fates)]
+
+
+def crash_view(
+    fs: FileSystem, profile: Profile, choice: CrashChoice
+) -> tuple[dict[int, dict[str, int]], dict[int, bytes]]:
+    """The entries and file contents a power loss with `choice` leaves."""
+    entries = {d: dict(e) for d, e in fs.durable_entries.items()}
+    data = dict(fs.durable_data)
+    kept = {id(op) for op in kept_meta(profile, meta_ops(fs), choice)}
+    data_index = 0
+    for op in fs.pending:
+        if isinstance(op, MetaOp):
+            if id(op) in kept:
+                apply_to(entries, data, op)
+            continue
+        fate = fate_of(profile, choice, data_index)
+        data_index += 1
+        if fate is Fate.LOSE:
+            continue
+        written = op.data
+        if fate is Fate.ZERO:
+            written = bytes(len(op.data))
+        elif fate is Fate.STALE:
+            written = (STALE_PATTERN * (len(op.data) // len(STALE_PATTERN) + 1))[: len(op.data)]
+        data[op.ino] = apply_data(data.get(op.ino, b""), op, written)
+    return entries, data
+
+
+def power_loss(fs: FileSystem, profile: Profile, choice: CrashChoice) -> None:
+    """Replace the live view by the crash state `choice` names; it is all durable after."""
+    entries, data = crash_view(fs, profile, choice)
+    for ino, node in fs.inodes.items():
+        node.data = bytearray(data.get(ino, b""))
+    fs.entries = {d: dict(entries.get(d, {})) for d in fs.entries}
+    for d, e in entries.items():
+        fs.entries.setdefault(d, dict(e))
+    fs.make_all_durable()
+
+
+# --- what every crash state has in common (no sampling) -----------------------------------
+def fate_vectors(profile: Profile, count: int) -> Iterator[tuple[int, ...]]:
+    """Data-fate vectors that cover every way a file's unsynced writes can end up wrong:
+    each uniform fate, and every torn prefix (the first k writes kept, the rest lost)."""
+    if count == 0:
+        yield ()
+        return
+    for index in range(len(profile.data_fates)):
+        yield (index,) * count
+    if Fate.LOSE in profile.data_fates:
+        lose = profile.data_fates.index(Fate.LOSE)
+        for k in range(1, count):
+            yield (0,) * k + (lose,) * (count - k)
+
+
+def meta_witnesses(profile: Profile, metas: list[MetaOp]) -> Iterator[int]:
+    """`dropped_meta` values that together reach every directory entry a crash can leave:
+    each journal prefix (for `posix` expressed as a mask dropping the tail)."""
+    if profile.is_sync:
+        yield 0
+        return
+    for kept in range(len(metas), -1, -1):
+        dropped = len(metas) - kept
+        if profile.ordering is Ordering.JOURNAL:
+            yield dropped
+        else:
+            yield ((1 << len(metas)) - 1) ^ ((1 << kept) - 1)
+
+
+def find_crash_state(
+    fs: FileSystem,
+    profile: Profile,
+    bad: Callable[[dict[int, dict[str, int]], dict[int, bytes]], str | None],
+) -> tuple[CrashChoice, str] | None:
+    """A crash state in which `bad` reports a problem, or None when there is none.
+
+    Exact for which directory entries may survive (every prefix; under `posix` an entry can
+    only exist if the operation adding it survived, and keeping a prefix is one way); data
+    fates are covered by `fate_vectors`."""
+    if profile.is_sync:
+        return None
+    metas = meta_ops(fs)
+    count = len(data_ops(fs))
+    for fates in fate_vectors(profile, count):
+        for dropped in meta_witnesses(profile, metas):
+            choice = CrashChoice(dropped, fates)
+            why = bad(*crash_view(fs, profile, choice))
+            if why is not None:
+                return choice, why
+    return None
+
+
+def guaranteed_in(fs: FileSystem, profile: Profile, dirs: tuple[int, ...], content: bytes) -> bool:
+    """True when every crash state keeps a file with exactly `content` in one of `dirs`.
+
+    Exact: a candidate inode must have `content` durably with no pending write to it; then
+    every allowed combination of the pending metadata operations that touch those
+    directories is tried (prefixes for a journal, all subsets for posix)."""
+    if profile.is_sync:
+        return any(fs.inodes[i].data == content for d in dirs for i in fs.entries[d].values())
+    touched = {op.ino for op in data_ops(fs)}
+    candidates = {
+        ino
+        for ino, data in fs.durable_data.items()
+        if data == content and ino not in touched
+    }
+    if not candidates:
+        return False
+    names = {
+        (d, name) for d in dirs for name, i in fs.durable_entries.get(d, {}).items()
+        if i in candidates
+    }
+    metas = meta_ops(fs)
+    names |= {(ch.dir_ino, ch.name) for op in metas for ch in op.changes if ch.ino in candidates}
+    relevant = [
+        op for op in metas
+        if any(ch.dir_ino in dirs and (ch.dir_ino, ch.name) in names for ch in op.changes)
+    ]
+    if profile.ordering is Ordering.JOURNAL:
+        subsets: Iterator[tuple[PendingOp, ...]] = (
+            tuple(relevant[:k]) for k in range(len(relevant) + 1)
+        )
+    else:
+        subsets = itertools.chain.from_iterable(
+            itertools.combinations(relevant, k) for k in range(len(relevant) + 1)
+        )
+    for subset in subsets:
+        entries = {d: dict(fs.durable_entries.get(d, {})) for d in dirs}
+        scratch: dict[int, bytes] = {}
+        for op in subset:
+            apply_to(entries, scratch, op)
+        if not any(i in candidates for d in dirs for i in entries.get(d, {}).values()):
+            return False
+    return True

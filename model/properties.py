@@ -1,0 +1,259 @@
+"""The Maildir properties (specs/properties.md, P1-P6) as checks on model states.
+
+Each check takes the model's file system and what the deliveries reported, and returns a
+`Violation` (property ID, a one-line reason, and for crash-state findings the crash that
+shows it) or None. The checker calls them after every step.
+
+  P1 no-partial        new/ and cur/ hold only complete messages - live, and in every
+                       crash state the profile allows;
+  P2 no-early-success  after a delivery reports success its message is in new/ or cur/ in
+                       every crash state from then on (computed, not sampled);
+  P3 no-clobber        a delivery never replaces or removes another message; names unique;
+  P4 honest-failure    after a reported failure the delivery left no tmp/ file and nothing
+                       partial;
+  P5 no-false-bounce   a transient problem is never reported as a permanent failure;
+  P6 at-most-once      (quality) a message appears under at most one name in new/ and cur/.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from maildircheck.model.fs import FileSystem
+from maildircheck.model.outcome import Delivered, Outcome, PermanentFailure
+from maildircheck.model.persistence import (
+    STALE_PATTERN,
+    CrashChoice,
+    Profile,
+    find_crash_state,
+    guaranteed_in,
+)
+
+
+@dataclass(frozen=True)
+class PropertyInfo:
+    id: str
+    name: str
+    statement: str
+    safety: bool = True
+
+
+PROPERTIES: dict[str, PropertyInfo] = {
+    p.id: p
+    for p in (
+        PropertyInfo("P1", "no-partial", "no partial or foreign content is visible in new/ or "
+                     "cur/, live or in any state a crash could leave"),
+        PropertyInfo("P2", "no-early-success", "once success is reported, the complete "
+                     "message is in new/ or cur/ in every state a crash could leave"),
+        PropertyInfo("P3", "no-clobber", "a delivery never replaces or removes another "
+                     "message, and delivered names are unique"),
+        PropertyInfo("P4", "honest-failure", "after a reported failure the delivery left no "
+                     "tmp/ file and nothing partial"),
+        PropertyInfo("P5", "no-false-bounce", "a transient problem is reported as a "
+                     "temporary failure, never a permanent one"),
+        PropertyInfo("P6", "at-most-once", "a message appears at most once in new/ and cur/ "
+                     "(quality, not safety)", safety=False),
+    )
+}
+SAFETY = tuple(p for p, info in PROPERTIES.items() if info.safety)
+
+
+@dataclass(frozen=True)
+class Violation:
+    prop: str
+    why: str
+    crash: CrashChoice | None = None
+
+    def __str__(self) -> str:
+        return f"{self.prop} {PROPERTIES[self.prop].name}: {self.why}"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The maildir's directories, as inode numbers of the model file system."""
+
+    root: str
+    tmp: int
+    new: int
+    cur: int
+
+    @classmethod
+    def of(cls, fs: FileSystem, root: str) -> Layout:
+        return cls(root, *(fs.lookup(f"{root}/{d}") for d in ("tmp", "new", "cur")))
+
+    @property
+    def visible(self) -> tuple[int, int]:
+        return (self.new, self.cur)
+
+    def dirname(self, ino: int) -> str:
+        return {self.tmp: "tmp", self.new: "new", self.cur: "cur"}.get(ino, "?")
+
+
+@dataclass
+class DeliveryRecord:
+    """One delivery attempt of one message, as the checker saw it."""
+
+    label: str
+    message: str
+    content: bytes
+    outcome: Outcome | None = None
+    ended: str | None = None  # "killed" or "power loss" when it died without reporting
+
+
+def describe_content(content: bytes, messages: Mapping[bytes, str]) -> str:
+    """Say what a file holds, relative to the messages being delivered."""
+    if content in messages:
+        return f"{messages[content]} (complete)"
+    if not content:
+        return "nothing (0 bytes)"
+    if STALE_PATTERN[:8] in content:
+        return f"{len(content)} bytes including stale blocks of another file"
+    for full, mid in messages.items():
+        if full.startswith(content):
+            return f"the first {len(content)} of {len(full)} bytes of {mid}"
+    if not content.strip(b"\0"):
+        return f"{len(content)} zero bytes"
+    for full, mid in messages.items():
+        if len(full) == len(content):
+            diff = sum(a != b for a, b in zip(full, content, strict=True))
+            return f"{mid} with {diff} of {len(full)} bytes altered"
+    return f"{len(content)} bytes that are no message"
+
+
+def _bad_entry(
+    entries: Mapping[int, Mapping[str, int]],
+    data: Mapping[int, bytes],
+    layout: Layout,
+    messages: Mapping[bytes, str],
+) -> str | None:
+    for d in layout.visible:
+        for name, ino in sorted(entries.get(d, {}).items()):
+            content = data.get(ino, b"")
+            if content not in messages:
+                return f"{layout.dirname(d)}/{name} holds {describe_content(content, messages)}"
+    return None
+
+
+def check_visible(fs: FileSystem, layout: Layout, messages: Mapping[bytes, str]) -> Violation | None:
+    """P1 in the live view."""
+    data = {
+        ino: bytes(fs.inodes[ino].data) for d in layout.visible for ino in fs.entries[d].values()
+    }
+    why = _bad_entry(fs.entries, data, layout, messages)
+    return Violation("P1", f"live view: {why}") if why else None
+
+
+def check_crash_states(
+    fs: FileSystem, profile: Profile, layout: Layout, messages: Mapping[bytes, str]
+) -> Violation | None:
+    """P1 in every state a power loss could leave now."""
+    found = find_crash_state(fs, profile, lambda e, d: _bad_entry(e, d, layout, messages))
+    if found is None:
+        return None
+    choice, why = found
+    return Violation("P1", f"after a power loss now: {why}", choice)
+
+
+def check_durable_success(
+    fs: FileSystem, profile: Profile, layout: Layout, records: Iterable[DeliveryRecord],
+    consumed: set[str],
+) -> Violation | None:
+    """P2 for every delivery that reported success and whose message the reader kept."""
+    for rec in records:
+        if isinstance(rec.outcome, Delivered) and rec.message not in consumed:
+            if not guaranteed_in(fs, profile, layout.visible, rec.content):
+                live = any(
+                    fs.inodes[i].data == rec.content
+                    for d in layout.visible
+                    for i in fs.entries[d].values()
+                )
+                where = "is in new/ or cur/ now but" if live else "is not in new/ or cur/ and"
+                return Violation(
+                    "P2",
+                    f"{rec.label} reported success for {rec.message}, which {where} "
+                    "a power loss can leave it missing or incomplete",
+                )
+    return None
+
+
+def visible_messages(fs: FileSystem, layout: Layout) -> dict[int, str]:
+    """inode -> "new/NAME" for every live entry of new/ and cur/."""
+    return {
+        ino: f"{layout.dirname(d)}/{name}"
+        for d in layout.visible
+        for name, ino in fs.entries[d].items()
+    }
+
+
+def check_clobber(
+    before: Mapping[int, str], fs: FileSystem, layout: Layout, actor: str, is_reader: bool,
+    messages: Mapping[bytes, str],
+) -> Violation | None:
+    """P3: did `actor`'s last step remove or replace a message it did not create?"""
+    if is_reader:
+        return None
+    after = visible_messages(fs, layout)
+    for ino, where in before.items():
+        node = fs.inodes[ino]
+        if ino not in after and node.creator != actor:
+            return Violation("P3", f"{actor} removed or replaced {where}, created by {node.creator}")
+    for ino, where in after.items():
+        node = fs.inodes[ino]
+        if ino in before and node.creator != actor and bytes(node.data) not in messages:
+            return Violation("P3", f"{actor} overwrote {where}, created by {node.creator}")
+    return None
+
+
+def check_unique_names(records: Iterable[DeliveryRecord]) -> Violation | None:
+    """P3: two successful deliveries never report the same name."""
+    seen: dict[str, str] = {}
+    for rec in records:
+        if isinstance(rec.outcome, Delivered):
+            if rec.outcome.name in seen and seen[rec.outcome.name] != rec.label:
+                return Violation(
+                    "P3", f"{seen[rec.outcome.name]} and {rec.label} both reported "
+                    f"new/{rec.outcome.name}"
+                )
+            seen[rec.outcome.name] = rec.label
+    return None
+
+
+def check_honest_failure(
+    fs: FileSystem, layout: Layout, rec: DeliveryRecord, messages: Mapping[bytes, str]
+) -> Violation | None:
+    """P4 at the moment `rec` reports a failure; P5 for its class."""
+    if rec.outcome is None or isinstance(rec.outcome, Delivered):
+        return None
+    for name, ino in sorted(fs.entries[layout.tmp].items()):
+        if fs.inodes[ino].creator == rec.label:
+            return Violation("P4", f"{rec.label} reported failure but left tmp/{name}")
+    for d in layout.visible:
+        for name, ino in sorted(fs.entries[d].items()):
+            node = fs.inodes[ino]
+            if node.creator == rec.label and bytes(node.data) not in messages:
+                return Violation(
+                    "P4", f"{rec.label} reported failure but left {layout.dirname(d)}/{name} "
+                    f"holding {describe_content(bytes(node.data), messages)}"
+                )
+    if isinstance(rec.outcome, PermanentFailure):
+        return Violation(
+            "P5", f"{rec.label} bounced {rec.message} ({rec.outcome.reason}) although the "
+            "cause was transient"
+        )
+    return None
+
+
+def find_duplicates(
+    fs: FileSystem, layout: Layout, messages: Mapping[bytes, str]
+) -> Violation | None:
+    """P6: one message under two names in new/ and cur/."""
+    where: dict[str, list[str]] = {}
+    for ino, path in sorted(visible_messages(fs, layout).items()):
+        mid = messages.get(bytes(fs.inodes[ino].data))
+        if mid is not None:
+            where.setdefault(mid, []).append(path)
+    for mid, paths in sorted(where.items()):
+        if len(paths) > 1:
+            return Violation("P6", f"{mid} is delivered twice: {' and '.join(sorted(paths))}")
+    return None
