@@ -1,0 +1,195 @@
+"""The strategy registry: names for the correct delivery and the catalogue of flawed ones.
+
+This module owns `CATALOGUE` (registry name -> `StrategyInfo`) and the two ways a command
+line names a strategy: a registry name such as `no-fsync`, or `path/to/file.py:function` for
+a strategy of one's own. `resolve` turns either into the generator function; `describe`
+into its `StrategyInfo`. Bad names raise `StrategyError` with a one-line message.
+Importing it imports only the small catalogue modules.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from maildircheck.impl import deliver as correct
+from maildircheck.impl.catalogue import (
+    b1_vpopmail,
+    b2_no_fsync,
+    b3_close_unchecked,
+    b4_rename_clobber,
+    b5_nonexclusive,
+    b6_no_dir_fsync,
+    b7_ambiguous_link,
+    b8_success_when_gone,
+    b9_transient_permanent,
+    b10_tmp_leak,
+    b11_content_altered,
+)
+from maildircheck.model.outcome import Strategy
+
+PROPERTIES = {
+    "P1": "no-partial",
+    "P2": "no-early-success",
+    "P3": "no-clobber",
+    "P4": "honest-failure",
+    "P5": "no-false-bounce",
+    "P6": "at-most-once",
+}
+"""The property IDs of the spec that `StrategyInfo.expected` may name (P6 is a quality)."""
+
+
+class StrategyError(ValueError):
+    """A strategy spec that names nothing usable; the message is one line."""
+
+
+@dataclass(frozen=True)
+class StrategyInfo:
+    """One strategy: what it is called, its function, and what it is expected to break."""
+
+    name: str
+    function: Strategy
+    bug_class: str | None  # "B1".."B11"; None for the correct algorithm and user files
+    summary: str  # one line: the first line of the module's docstring
+    source: str  # one line: the real agent, file/function and version it comes from
+    expected: tuple[str, ...]  # property IDs (see PROPERTIES) it is expected to break
+
+
+def _first_line(doc: str | None) -> str:
+    lines = (doc or "").strip().splitlines()
+    return lines[0].strip() if lines else ""
+
+
+def _entry(
+    name: str, function: Strategy, bug: str | None, source: str, expected: tuple[str, ...]
+) -> StrategyInfo:
+    summary = _first_line(sys.modules[function.__module__].__doc__)
+    return StrategyInfo(name, function, bug, summary, source, expected)
+
+
+_ENTRIES = (
+    _entry(
+        "correct", correct.deliver, None,
+        "this project, impl/deliver.py (maildir(5) plus a checked fsync of new/)", (),
+    ),
+    _entry(
+        "vpopmail-4.10.14", b1_vpopmail.deliver, "B1",
+        "vpopmail 4.10.3-4.10.14 vdelivermail.c deliver_mail (seed report)", ("P1", "P2"),
+    ),
+    _entry(
+        "no-fsync", b2_no_fsync.deliver, "B2",
+        "vpopmail FILE_SYNC off; Courier deliverquota.c; isync FSync no; Dovecot mail_fsync=never",
+        ("P1", "P2"),
+    ),
+    _entry(
+        "close-unchecked", b3_close_unchecked.deliver, "B3",
+        "Courier deliverquota.c; fdm deliver-maildir.c", ("P1", "P2"),
+    ),
+    _entry(
+        "rename-clobber", b4_rename_clobber.deliver, "B4",
+        "Dovecot maildir-save.c; isync drv_maildir.c; Exim appendfile.c; OpenSMTPD mail.maildir",
+        ("P3",),
+    ),
+    _entry(
+        "non-exclusive-create", b5_nonexclusive.deliver, "B5",
+        "vpopmail vdelivermail.c deliver_to_maildir; Courier maildrop maildircreate.C",
+        ("P1", "P3"),
+    ),
+    _entry(
+        "no-dir-fsync", b6_no_dir_fsync.deliver, "B6",
+        "all but Dovecot: qmail-local.c, Postfix local/maildir.c, Python mailbox.py, ...",
+        ("P2",),
+    ),
+    _entry(
+        "ambiguous-link-fails", b7_ambiguous_link.deliver, "B7",
+        "qmail-local.c maildir_child; Python mailbox.py Maildir.add; getmail6; safecat.c",
+        ("P4", "P6"),
+    ),
+    _entry(
+        "success-when-gone", b8_success_when_gone.deliver, "B8",
+        "vpopmail vdelivermail.c DeleteMail path (positive errno taken for success)", ("P2",),
+    ),
+    _entry(
+        "transient-as-permanent", b9_transient_permanent.deliver, "B9",
+        "Postfix src/local/maildir.c (5.2.0 on EIO/EEXIST); Courier deliverquota.c (exit 74)",
+        ("P5",),
+    ),
+    _entry(
+        "tmp-leak", b10_tmp_leak.deliver, "B10",
+        "Python Lib/mailbox.py Maildir.add (sync/close raising)", ("P4",),
+    ),
+    _entry(
+        "content-altered", b11_content_altered.deliver, "B11",
+        "OpenSMTPD mail.maildir (line-based copy)", ("P1",),
+    ),
+)
+
+CATALOGUE: dict[str, StrategyInfo] = {info.name: info for info in _ENTRIES}
+"""Registry name -> strategy, the correct one first, then B1-B11 in order."""
+
+_loaded = itertools.count(1)
+_files: dict[tuple[Path, int, str], tuple[Strategy, str]] = {}
+
+
+def _load_file(spec: str) -> tuple[Strategy, str]:
+    """`path/to/file.py:function` -> (the function, its module's docstring), loaded once."""
+    path_text, _, func_name = spec.rpartition(":")
+    path = Path(path_text)
+    if not func_name.isidentifier():
+        raise StrategyError(f"{spec!r}: name a function after the colon, as {path_text}:deliver")
+    if not path.is_file():
+        raise StrategyError(f"no such file: {path_text}")
+    key = (path.resolve(), path.stat().st_mtime_ns, func_name)
+    if key not in _files:
+        _files[key] = _exec_file(path, func_name)
+    return _files[key]
+
+
+def _exec_file(path: Path, func_name: str) -> tuple[Strategy, str]:
+    path_text = str(path)
+    module_name = f"maildircheck_user_strategy_{next(_loaded)}"
+    loader_spec = importlib.util.spec_from_file_location(module_name, path)
+    if loader_spec is None or loader_spec.loader is None:
+        raise StrategyError(f"{path_text} cannot be loaded as Python (is it a .py file?)")
+    module = importlib.util.module_from_spec(loader_spec)
+    sys.modules[module_name] = module  # dataclasses and pickling look modules up here
+    try:
+        loader_spec.loader.exec_module(module)
+    except Exception as err:
+        del sys.modules[module_name]
+        first = _first_line(str(err)) or "(no message)"
+        raise StrategyError(f"{path_text} failed to load: {type(err).__name__}: {first}") from err
+    function = getattr(module, func_name, None)
+    if function is None:
+        raise StrategyError(f"{path_text} has no function {func_name!r}")
+    if not callable(function):
+        raise StrategyError(f"{path_text}: {func_name!r} is not a function")
+    return function, module.__doc__ or ""
+
+
+def _is_file_spec(spec: str) -> bool:
+    return ":" in spec and spec.rpartition(":")[0].endswith(".py")
+
+
+def resolve(spec: str) -> Strategy:
+    """The strategy named by `spec`: a registry name or `path/to/file.py:function`."""
+    return describe(spec).function
+
+
+def describe(spec: str) -> StrategyInfo:
+    """The `StrategyInfo` for `spec`; a user's file gets bug class None and no expectations."""
+    info = CATALOGUE.get(spec)
+    if info is not None:
+        return info
+    if spec.endswith(".py"):
+        raise StrategyError(f"{spec!r}: name the function too, as {spec}:deliver")
+    if not _is_file_spec(spec):
+        raise StrategyError(
+            f"no strategy named {spec!r} (try: maildircheck list, or path/to/file.py:function)"
+        )
+    function, module_doc = _load_file(spec)
+    summary = _first_line(getattr(function, "__doc__", None)) or _first_line(module_doc)
+    return StrategyInfo(spec, function, None, summary, spec.rpartition(":")[0], ())

@@ -1,0 +1,165 @@
+"""Sanity of the strategy registry (impl/strategies.py) and the catalogue's skeleton.
+
+Owns: every registry entry resolves and documents its bug class, source and properties;
+`resolve`/`describe` load `file.py:function` specs and reject bad ones with one-line
+`StrategyError`s; `skeleton.run(request, Steps())` is step for step `impl.deliver.deliver`
+(driven by a stateless stub that answers every request, with one injected error). Whether
+the checker catches each flaw is tested with the checker, not here.
+"""
+
+from __future__ import annotations
+
+import errno
+import inspect
+import sys
+import zlib
+from pathlib import Path
+
+import pytest
+from maildircheck.impl.catalogue.skeleton import Steps, run
+from maildircheck.impl.deliver import deliver as correct_deliver
+from maildircheck.impl.strategies import (
+    CATALOGUE,
+    PROPERTIES,
+    StrategyError,
+    describe,
+    resolve,
+)
+from maildircheck.model.outcome import Delivered, DeliveryRequest, Outcome, Strategy
+from maildircheck.model.syscalls import (
+    ClockReading,
+    FileKind,
+    GetTime,
+    Lstat,
+    ReadInput,
+    StatResult,
+    Syscall,
+    Write,
+)
+
+NAMES = [
+    "correct", "vpopmail-4.10.14", "no-fsync", "close-unchecked", "rename-clobber",
+    "non-exclusive-create", "no-dir-fsync", "ambiguous-link-fails", "success-when-gone",
+    "transient-as-permanent", "tmp-leak", "content-altered",
+]
+
+
+def test_registry_names() -> None:
+    assert list(CATALOGUE) == NAMES
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_entry_resolves_and_documents_itself(name: str) -> None:
+    info = CATALOGUE[name]
+    assert info.name == name
+    assert resolve(name) is info.function and describe(name) is info
+    assert inspect.isgeneratorfunction(info.function)
+    assert info.summary and "\n" not in info.summary
+    assert info.source and "\n" not in info.source
+    assert set(info.expected) <= set(PROPERTIES)
+    if name == "correct":
+        assert info.bug_class is None and info.expected == ()
+        return
+    doc = " ".join((sys.modules[info.function.__module__].__doc__ or "").split())
+    assert info.bug_class is not None and doc.startswith(f"{info.bug_class} - ")
+    assert "Source:" in doc
+    assert info.expected
+    for prop in info.expected:
+        assert f"{prop} {PROPERTIES[prop]}" in doc
+
+
+def test_resolve_user_file(tmp_path: Path) -> None:
+    path = tmp_path / "mine.py"
+    path.write_text(
+        '"""My strategies."""\n'
+        "from maildircheck.impl.deliver import deliver as _d\n"
+        "def deliver(request):\n"
+        '    """Just the correct one.\n\n    More words."""\n'
+        "    return (yield from _d(request))\n"
+        "def bare(request):\n"
+        "    return (yield from _d(request))\n"
+    )
+    assert callable(resolve(f"{path}:deliver"))
+    info = describe(f"{path}:deliver")
+    assert (info.bug_class, info.summary, info.expected) == (None, "Just the correct one.", ())
+    assert describe(f"{path}:bare").summary == "My strategies."
+
+
+@pytest.mark.parametrize(
+    ("spec", "content", "fragment"),
+    [
+        ("no-such-strategy", None, "no strategy named 'no-such-strategy'"),
+        ("{dir}/absent.py:deliver", None, "no such file"),
+        ("{dir}/s.py:nothing", "x = 1\n", "has no function 'nothing'"),
+        ("{dir}/s.py:x", "x = 1\n", "'x' is not a function"),
+        ("{dir}/s.py:deliver", "def deliver(:\n", "failed to load: SyntaxError"),
+        ("{dir}/s.py:deliver", "raise RuntimeError('boom\\nsecond line')\n", "RuntimeError: boom"),
+        ("{dir}/s.py", "", "name the function too"),
+        ("{dir}/s.py:", "", "name a function after the colon"),
+    ],
+)
+def test_bad_specs(tmp_path: Path, spec: str, content: str | None, fragment: str) -> None:
+    if content is not None:
+        (tmp_path / "s.py").write_text(content)
+    with pytest.raises(StrategyError) as caught:
+        resolve(spec.format(dir=tmp_path))
+    message = str(caught.value)
+    assert fragment in message and "\n" not in message
+
+
+def _stub_reply(request: Syscall[object], late: bool, calls: list[str]) -> object:
+    """A stateless answer to every request: all succeed; the clock may jump a day."""
+    if isinstance(request, GetTime):
+        seconds = 1_000 + (100_000 if late and any(c.startswith("write") for c in calls) else 0)
+        return ClockReading(seconds, 5)
+    if isinstance(request, ReadInput):
+        return b"" if any(c.startswith("read(stdin") for c in calls[:-1]) else b"msg\n"
+    if isinstance(request, Lstat):
+        is_dir = request.path.rsplit("/", 1)[-1] in ("tmp", "new")
+        kind = FileKind.DIRECTORY if is_dir else FileKind.REGULAR
+        return StatResult(1, zlib.crc32(request.path.encode()), kind, 0o600, 1, 4, 0, 0)
+    if isinstance(request, Write):
+        return len(request.data)
+    answers: dict[str, object] = {"Open": 3, "GetPid": 42, "GetHostname": "h", "GetRandom": 7}
+    return answers.get(type(request).__name__)
+
+
+def _drive(
+    strategy: Strategy, fault_at: int, fault: int, late: bool = False
+) -> tuple[list[str], Outcome | str]:
+    """Run a strategy on the stub; request number `fault_at` gets OSError(`fault`).
+
+    Returns the requests (as strace-like text) and the outcome, or the error that escaped
+    (a fault where no agent expects one, such as at gettimeofday).
+    """
+    gen = strategy(DeliveryRequest("/m"))
+    calls: list[str] = []
+    reply: object = None
+    while len(calls) < 200:
+        try:
+            request = gen.send(reply)
+        except StopIteration as stop:
+            return calls, stop.value
+        except OSError as err:
+            return calls, f"raised {err!r}"
+        calls.append(str(request))
+        reply = _stub_reply(request, late, calls)
+        if len(calls) - 1 == fault_at:
+            reply = OSError(fault, errno.errorcode[fault])
+    raise AssertionError("no outcome after 200 requests")
+
+
+@pytest.mark.parametrize("fault", [errno.EIO, errno.EEXIST, errno.ENOENT])
+def test_skeleton_is_the_correct_algorithm(fault: int) -> None:
+    happy, outcome = _drive(correct_deliver, -1, fault)
+    assert isinstance(outcome, Delivered)
+    assert _drive(lambda r: run(r, Steps()), -1, fault, late=True) == _drive(
+        correct_deliver, -1, fault, late=True
+    )
+    for at in range(len(happy)):
+        assert _drive(lambda r: run(r, Steps()), at, fault) == _drive(correct_deliver, at, fault)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_entry_delivers_when_nothing_goes_wrong(name: str) -> None:
+    assert isinstance(_drive(CATALOGUE[name].function, -1, 0)[1], Delivered)
