@@ -17,12 +17,19 @@ the spec IDs are in specs/requirements.md):
   A11 unlink tmp/NAME (errors tolerated);  A12 only now report success;
   A13 on any failure remove tmp/NAME and report a temporary failure; a permanent failure
       only for a refusal by policy (tmp/ or new/ is a symlink).
+
+The algorithm is written once, in `run`, with each step a field of `Steps` whose default is
+the correct step. `deliver` runs the defaults; each entry of the catalogue of flawed
+strategies (impl/catalogue/) replaces exactly one field, so its counterexample isolates
+that one flaw.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from maildircheck.impl.naming import NameParts, unique_name
 from maildircheck.model.outcome import (
@@ -35,8 +42,8 @@ from maildircheck.model.outcome import (
 from maildircheck.model.syscalls import (
     Close,
     FileKind,
-    FsyncDir,
     Fsync,
+    FsyncDir,
     GetHostname,
     GetPid,
     GetRandom,
@@ -142,57 +149,6 @@ def link_into_new(request: DeliveryRequest, tmp: str, name: str) -> SyscallGen[s
     raise OSError(errno.EEXIST, "no free name in new/")
 
 
-def deliver(request: DeliveryRequest) -> SyscallGen[Outcome]:
-    """Deliver standard input into the maildir; see the module docstring for the steps."""
-    refused = yield from check_maildir(request)
-    if refused is not None:
-        return refused
-    root = request.maildir.rstrip("/")
-    start = yield from call(GetTime())
-    deadline = start.seconds + request.timeout_seconds
-    tmp = ""
-    fd = -1
-    stage = "create"
-    try:
-        for counter in range(request.max_name_attempts):  # A3
-            name = yield from fresh_name(counter)
-            tmp = f"{root}/tmp/{name}"
-            try:
-                fd = yield from call(Open(tmp, CREATE_FLAGS, 0o600))
-                break
-            except OSError as err:
-                if err.errno != errno.EEXIST:
-                    tmp = ""
-                    raise
-        else:
-            tmp = ""
-            return TemporaryFailure("no free name in tmp/")
-        stage = "write"
-        yield from copy_input(fd)
-        stage = "fsync"
-        yield from call(Fsync(fd))
-        stage = "close"
-        fd, closing = -1, fd
-        yield from call(Close(closing))
-        now = yield from call(GetTime())  # A7
-        if now.seconds > deadline:
-            raise Interrupted("24-hour delivery timer expired")
-        stage = "link"
-        final = yield from link_into_new(request, tmp, name)
-        stage = "fsync new/"
-        try:
-            yield from call(FsyncDir(f"{root}/new"))  # A10
-        except OSError:
-            yield from _discard(f"{root}/new/{final}")
-            raise
-    except (OSError, Interrupted) as err:
-        yield from _abandon(fd, tmp)
-        why = describe(err) if isinstance(err, OSError) else str(err)
-        return TemporaryFailure(f"{stage}: {why}")
-    yield from _discard(tmp)  # A11
-    return Delivered(final)  # A12
-
-
 def _discard(path: str) -> SyscallGen[None]:
     try:
         yield from call(Unlink(path))
@@ -209,3 +165,116 @@ def _abandon(fd: int, tmp: str) -> SyscallGen[None]:
             pass
     if tmp:
         yield from _discard(tmp)
+
+
+NameStep = Callable[[int], SyscallGen[str]]
+"""A2: a name for tmp/ (and, by default, new/) given the attempt number."""
+CopyStep = Callable[[int], SyscallGen[int]]
+"""A4: copy standard input into the open file; returns the byte count."""
+FdStep = Callable[[int], SyscallGen[None]]
+"""A5 / A6: fsync or close the file."""
+PlaceStep = Callable[[DeliveryRequest, str, str], SyscallGen[str]]
+"""A8-A9: put tmp/NAME into new/ (request, tmp path, name); returns the name in new/."""
+DirStep = Callable[[str, str], SyscallGen[None]]
+"""A10: make the new/ entry durable (maildir root, name in new/)."""
+FailStep = Callable[[str, "OSError | Interrupted", int, str], SyscallGen[Outcome]]
+"""A13: clean up and report (stage, error, open fd or -1, tmp path or "")."""
+
+
+def fsync_file(fd: int) -> SyscallGen[None]:
+    """A5, correct: fsync, checked (an error propagates)."""
+    yield from call(Fsync(fd))
+
+
+def close_file(fd: int) -> SyscallGen[None]:
+    """A6, correct: close, checked (an error propagates)."""
+    yield from call(Close(fd))
+
+
+def fsync_new(root: str, final: str) -> SyscallGen[None]:
+    """A10, correct: fsync new/; if that fails, take the entry back out and fail."""
+    try:
+        yield from call(FsyncDir(f"{root}/new"))
+    except OSError:
+        yield from _discard(f"{root}/new/{final}")
+        raise
+
+
+def give_up(stage: str, err: OSError | Interrupted, fd: int, tmp: str) -> SyscallGen[Outcome]:
+    """A13, correct: close the file, remove tmp/NAME, report a temporary failure."""
+    yield from _abandon(fd, tmp)
+    why = describe(err) if isinstance(err, OSError) else str(err)
+    return TemporaryFailure(f"{stage}: {why}")
+
+
+@dataclass(frozen=True)
+class Steps:
+    """The replaceable steps; the defaults are the correct algorithm. None skips a step."""
+
+    name: NameStep = fresh_name
+    create_flags: OpenFlag = CREATE_FLAGS
+    copy: CopyStep = copy_input
+    sync: FdStep | None = fsync_file
+    close: FdStep = close_file
+    place: PlaceStep = link_into_new
+    place_consumes_tmp: bool = False  # True when placing moves tmp/NAME away (rename)
+    sync_new: DirStep | None = fsync_new
+    fail: FailStep = give_up
+
+
+def run(request: DeliveryRequest, steps: Steps) -> SyscallGen[Outcome]:
+    """The delivery algorithm with `steps` in place of its steps (A1-A13 above)."""
+    refused = yield from check_maildir(request)  # A1
+    if refused is not None:
+        return refused
+    root = request.maildir.rstrip("/")
+    start = yield from call(GetTime())
+    deadline = start.seconds + request.timeout_seconds
+    tmp = ""
+    fd = -1
+    stage = "create"
+    try:
+        for counter in range(request.max_name_attempts):  # A3
+            name = yield from steps.name(counter)
+            tmp = f"{root}/tmp/{name}"
+            try:
+                fd = yield from call(Open(tmp, steps.create_flags, 0o600))
+                break
+            except OSError as err:
+                if err.errno != errno.EEXIST:
+                    tmp = ""
+                    raise
+        else:
+            tmp = ""
+            return TemporaryFailure("no free name in tmp/")
+        stage = "write"
+        yield from steps.copy(fd)  # A4
+        stage = "fsync"
+        if steps.sync is not None:
+            yield from steps.sync(fd)  # A5
+        stage = "close"
+        fd, closing = -1, fd
+        yield from steps.close(closing)  # A6
+        now = yield from call(GetTime())  # A7
+        if now.seconds > deadline:
+            raise Interrupted("24-hour delivery timer expired")
+        stage = "link"
+        final = yield from steps.place(request, tmp, name)  # A8-A9
+        if steps.place_consumes_tmp:
+            tmp = ""
+        stage = "fsync new/"
+        if steps.sync_new is not None:
+            yield from steps.sync_new(root, final)  # A10
+    except (OSError, Interrupted) as err:
+        return (yield from steps.fail(stage, err, fd, tmp))  # A13
+    if tmp:
+        yield from _discard(tmp)  # A11
+    return Delivered(final)  # A12
+
+
+CORRECT = Steps()
+
+
+def deliver(request: DeliveryRequest) -> SyscallGen[Outcome]:
+    """Deliver standard input into the maildir; see the module docstring for the steps."""
+    return (yield from run(request, CORRECT))

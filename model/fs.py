@@ -216,20 +216,21 @@ class FileSystem:
         )
         return old
 
-    def write(self, ino: int, offset: int, data: bytes, now_us: int) -> None:
+    def write(self, ino: int, offset: int, data: bytes, now_us: int, path: str = "") -> None:
         node = self.inodes[ino]
         end = offset + len(data)
         if len(node.data) < offset:
             node.data.extend(bytes(offset - len(node.data)))
         node.data[offset:end] = data
         node.mtime_us = now_us
-        self.pending.append(DataOp(ino, offset, data, label=f"write ino {ino} @{offset}"))
+        where = path or f"inode {ino}"
+        self.pending.append(DataOp(ino, offset, data, label=f"write {where} at {offset}"))
 
-    def truncate(self, ino: int, size: int, now_us: int) -> None:
+    def truncate(self, ino: int, size: int, now_us: int, path: str = "") -> None:
         node = self.inodes[ino]
         del node.data[size:]
         node.mtime_us = now_us
-        self.pending.append(DataOp(ino, truncate_to=size, label=f"truncate ino {ino} to {size}"))
+        self.pending.append(DataOp(ino, truncate_to=size, label=f"truncate {path or ino} to {size}"))
 
     # --- durability ---------------------------------------------------------------------
     def make_durable(self, keep: list[PendingOp]) -> None:

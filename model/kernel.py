@@ -52,6 +52,7 @@ class OpenFile:
     ino: int
     flags: OpenFlag
     offset: int = 0
+    path: str = ""
 
     @property
     def writable(self) -> bool:
@@ -151,8 +152,8 @@ class Kernel:
             if kind is FileKind.DIRECTORY and writing:
                 raise oserror(errno.EISDIR, req.path)
             if OpenFlag.TRUNC in req.flags and writing and fs.inodes[ino].data:
-                fs.truncate(ino, 0, self.clock_us)
-        return proc.new_fd(OpenFile(ino, req.flags))
+                fs.truncate(ino, 0, self.clock_us, req.path)
+        return proc.new_fd(OpenFile(ino, req.flags, path=req.path))
 
     def _write(self, proc: Process, req: Write) -> int:
         handle = proc.handle(req.fd)
@@ -161,7 +162,7 @@ class Kernel:
         if OpenFlag.APPEND in handle.flags:
             handle.offset = len(self.fs.inodes[handle.ino].data)
         if req.data:
-            self.fs.write(handle.ino, handle.offset, req.data, self.clock_us)
+            self.fs.write(handle.ino, handle.offset, req.data, self.clock_us, handle.path)
         handle.offset += len(req.data)
         return len(req.data)
 

@@ -194,6 +194,23 @@ def power_loss(fs: FileSystem, profile: Profile, choice: CrashChoice) -> None:
     fs.make_all_durable()
 
 
+def explain(fs: FileSystem, profile: Profile, choice: CrashChoice) -> list[str]:
+    """What a power loss with `choice` keeps and loses, one line per pending operation."""
+    kept = {id(op) for op in kept_meta(profile, meta_ops(fs), choice)}
+    lines = []
+    data_index = 0
+    for op in fs.pending:
+        if isinstance(op, MetaOp):
+            lines.append(f"{'kept' if id(op) in kept else 'LOST'}: {op.label}")
+        else:
+            fate = fate_of(profile, choice, data_index)
+            data_index += 1
+            size = f"{len(op.data)} bytes" if op.truncate_to is None else "truncate"
+            lines.append(f"{fate.value if fate is Fate.KEEP else fate.value.upper()}: "
+                         f"{op.label} ({size})")
+    return lines
+
+
 # --- what every crash state has in common (no sampling) -----------------------------------
 def fate_vectors(profile: Profile, count: int) -> Iterator[tuple[int, ...]]:
     """Data-fate vectors that cover every way a file's unsynced writes can end up wrong:
@@ -246,19 +263,30 @@ def find_crash_state(
     return None
 
 
-def guaranteed_in(fs: FileSystem, profile: Profile, dirs: tuple[int, ...], content: bytes) -> bool:
+def guaranteed_in(
+    fs: FileSystem,
+    profile: Profile,
+    dirs: tuple[int, ...],
+    content: bytes,
+    among: set[int] | None = None,
+) -> bool:
     """True when every crash state keeps a file with exactly `content` in one of `dirs`.
 
     Exact: a candidate inode must have `content` durably with no pending write to it; then
     every allowed combination of the pending metadata operations that touch those
-    directories is tried (prefixes for a journal, all subsets for posix)."""
+    directories is tried (prefixes for a journal, all subsets for posix). `among` limits
+    the candidate files (say, to those one delivery created)."""
     if profile.is_sync:
-        return any(fs.inodes[i].data == content for d in dirs for i in fs.entries[d].values())
+        return any(
+            fs.inodes[i].data == content and (among is None or i in among)
+            for d in dirs
+            for i in fs.entries[d].values()
+        )
     touched = {op.ino for op in data_ops(fs)}
     candidates = {
         ino
         for ino, data in fs.durable_data.items()
-        if data == content and ino not in touched
+        if data == content and ino not in touched and (among is None or ino in among)
     }
     if not candidates:
         return False

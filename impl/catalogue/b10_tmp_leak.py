@@ -14,7 +14,7 @@ message in tmp/.
 
 from __future__ import annotations
 
-from maildircheck.impl.catalogue.skeleton import Steps, give_up, run
+from maildircheck.impl.deliver import Steps, give_up, run
 from maildircheck.model.outcome import DeliveryRequest, Outcome
 from maildircheck.model.syscalls import Interrupted, SyscallGen
 

@@ -18,8 +18,7 @@ from __future__ import annotations
 import errno
 import os
 
-from maildircheck.impl.catalogue.skeleton import Steps, run
-from maildircheck.impl.deliver import CHUNK
+from maildircheck.impl.deliver import CHUNK, Steps, run
 from maildircheck.model.outcome import DeliveryRequest, Outcome
 from maildircheck.model.syscalls import ReadInput, SyscallGen, Write, call
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 
-from maildircheck.impl.catalogue.skeleton import Steps, run
+from maildircheck.impl.deliver import Steps, run
 from maildircheck.model.outcome import DeliveryRequest, Outcome
 from maildircheck.model.syscalls import Close, SyscallGen, call
 

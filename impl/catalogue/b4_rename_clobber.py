@@ -5,7 +5,7 @@ Exim appendfile.c, OpenSMTPD mail.maildir (all rename, which clobbers), and vpop
 vdelivermail.c deliver_to_maildir, which falls back to rename on any link error.
 
 The correct algorithm except step A8: rename(2) instead of link(2). To make a clash
-reachable the name is qmail's `seconds.pid.host` (`skeleton.time_pid_host`), as in the
+reachable the name is qmail's `seconds.pid.host` (`weak_names.time_pid_host`), as in the
 agents whose names collide when a pid is reused within one second; with a clash in tmp/ it
 waits 2 s and draws again, as maildir(5) says. A rename whose reply says it failed is still
 resolved as the correct algorithm resolves a link: if new/NAME is now the inode that was
@@ -18,7 +18,8 @@ with one host name) both report success and new/ keeps only the second message.
 
 from __future__ import annotations
 
-from maildircheck.impl.catalogue.skeleton import Steps, run, time_pid_host
+from maildircheck.impl.catalogue.weak_names import time_pid_host
+from maildircheck.impl.deliver import Steps, run
 from maildircheck.model.outcome import DeliveryRequest, Outcome
 from maildircheck.model.syscalls import Lstat, Rename, SyscallGen, call
 

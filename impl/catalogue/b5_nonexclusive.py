@@ -6,7 +6,7 @@ reused pid can repeat within one second.
 
 The correct algorithm except step A3: tmp/NAME is opened O_WRONLY|O_CREAT|O_TRUNC|O_NOFOLLOW,
 so an existing file of that name is truncated and shared instead of refused. The name is
-qmail's `seconds.pid.host` (`skeleton.time_pid_host`) so that a clash is reachable; new/ is
+qmail's `seconds.pid.host` (`weak_names.time_pid_host`) so that a clash is reachable; new/ is
 still reached by link, with the dev+ino check and a fresh name on a true EEXIST.
 
 Expected to break P1 no-partial and P3 no-clobber on every persistence profile, given two
@@ -19,7 +19,8 @@ tolerated unlink failed): the second truncates and rewrites the message already 
 
 from __future__ import annotations
 
-from maildircheck.impl.catalogue.skeleton import Steps, run, time_pid_host
+from maildircheck.impl.catalogue.weak_names import time_pid_host
+from maildircheck.impl.deliver import Steps, run
 from maildircheck.model.outcome import DeliveryRequest, Outcome
 from maildircheck.model.syscalls import OpenFlag, SyscallGen
 

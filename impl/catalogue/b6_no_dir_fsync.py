@@ -16,7 +16,7 @@ Safe under the sync profile and against a kill -9 of the delivering process.
 
 from __future__ import annotations
 
-from maildircheck.impl.catalogue.skeleton import Steps, run
+from maildircheck.impl.deliver import Steps, run
 from maildircheck.model.outcome import DeliveryRequest, Outcome
 from maildircheck.model.syscalls import SyscallGen
 

@@ -17,7 +17,7 @@ but a failure is reported, and the MTA's retry delivers it a second time.
 
 from __future__ import annotations
 
-from maildircheck.impl.catalogue.skeleton import Steps, run
+from maildircheck.impl.deliver import Steps, run
 from maildircheck.model.outcome import DeliveryRequest, Outcome
 from maildircheck.model.syscalls import Link, SyscallGen, call
 

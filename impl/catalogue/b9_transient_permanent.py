@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import errno
 
-from maildircheck.impl.catalogue.skeleton import Steps, give_up, run
+from maildircheck.impl.deliver import Steps, give_up, run
 from maildircheck.model.outcome import DeliveryRequest, Outcome, PermanentFailure
 from maildircheck.model.syscalls import Interrupted, SyscallGen
 

@@ -1,0 +1,130 @@
+"""The library API: check one strategy under one profile and fault set.
+
+`verify(...)` runs the state machine under Hypothesis with the given budget and seed and
+returns a `Verdict`: each property's status, the shrunk counterexample's timeline, how many
+examples and syscalls ran and the seconds taken. `Verdict.as_json()` is the stable JSON the
+CLI prints (schema documented in docs/counterexamples.md).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from hypothesis import HealthCheck, Phase, Verbosity, seed, settings
+from hypothesis.stateful import get_state_machine_test
+from maildircheck.harness.machine import Config, PropertyViolated, RunLog, machine_for
+from maildircheck.harness.timeline import Timeline
+from maildircheck.impl.strategies import resolve
+from maildircheck.model.faults import DEFAULT_FAULTS
+from maildircheck.model.outcome import Strategy
+from maildircheck.model.persistence import PROFILES
+from maildircheck.model.properties import PROPERTIES, SAFETY, Violation
+
+
+@dataclass
+class Verdict:
+    strategy: str
+    env: str
+    faults: tuple[str, ...]
+    checked: tuple[str, ...]
+    violation: Violation | None
+    timeline: Timeline | None
+    observed: dict[str, str]
+    examples: int
+    syscalls: int
+    seconds: float
+    seed: int | None
+
+    @property
+    def holds(self) -> bool:
+        return self.violation is None
+
+    def status(self, prop: str) -> str:
+        if self.violation is not None and self.violation.prop == prop:
+            return "violated"
+        if prop in self.observed:
+            return "violated" if prop in self.checked else "observed"
+        return "holds" if prop in self.checked else "not checked"
+
+    def replay_command(self) -> str:
+        faults = ",".join(self.faults) or "none"
+        cmd = f"maildircheck verify --strategy {self.strategy} --env {self.env} --faults {faults}"
+        if self.seed is not None:
+            cmd += f" --seed {self.seed}"
+        if "P6" in self.checked:
+            cmd += " --quality"
+        return cmd
+
+    def as_json(self) -> dict[str, Any]:
+        v = self.violation
+        return {
+            "verdict": "holds" if v is None else "violated",
+            "strategy": self.strategy,
+            "env": self.env,
+            "faults": list(self.faults),
+            "properties": {
+                p: {"name": PROPERTIES[p].name, "status": self.status(p),
+                    "safety": PROPERTIES[p].safety}
+                for p in PROPERTIES
+            },
+            "violation": None if v is None else {
+                "property": v.prop, "name": PROPERTIES[v.prop].name if v.prop in PROPERTIES
+                else "lifecycle", "why": v.why,
+            },
+            "counterexample": None if self.timeline is None else {
+                "syscalls": self.timeline.syscalls,
+                "steps": self.timeline.as_json(),
+            },
+            "examples": self.examples,
+            "syscalls_run": self.syscalls,
+            "seconds": round(self.seconds, 3),
+            "seed": self.seed,
+            "replay": self.replay_command(),
+        }
+
+
+def verify(
+    strategy: str | Strategy,
+    env: str,
+    faults: tuple[str, ...] = DEFAULT_FAULTS,
+    *,
+    max_examples: int = 200,
+    seed_value: int | None = None,
+    quality: bool = False,
+    strict_lifecycle: bool = False,
+    steps: int = 40,
+) -> Verdict:
+    """Search for a violation of P1-P5 (and P6 with `quality`) within the budget."""
+    func = resolve(strategy) if isinstance(strategy, str) else strategy
+    name = strategy if isinstance(strategy, str) else getattr(func, "__name__", "strategy")
+    checked = SAFETY + (("P6",) if quality else ())
+    config = Config(func, PROFILES[env], faults, frozenset(checked), strict_lifecycle)
+    log = RunLog()
+    test = get_state_machine_test(
+        machine_for(config, log),
+        settings=settings(
+            max_examples=max_examples,
+            stateful_step_count=steps,
+            deadline=None,
+            database=None,
+            derandomize=seed_value is None,
+            verbosity=Verbosity.quiet,
+            report_multiple_bugs=False,
+            suppress_health_check=list(HealthCheck),
+            phases=(Phase.generate, Phase.shrink),
+            print_blob=False,
+        ),
+    )
+    if seed_value is not None:
+        test = seed(seed_value)(test)
+    started = time.perf_counter()
+    try:
+        test()
+    except PropertyViolated:
+        pass
+    return Verdict(
+        name, env, faults, checked, log.violation, log.timeline if log.violation else None,
+        dict(log.observed), log.examples, log.syscalls, time.perf_counter() - started, seed_value,
+    )

@@ -1,0 +1,175 @@
+"""One simulated mail host for the checker: its file system, its messages, what was reported.
+
+`Host` joins the model pieces the state machine drives: it spawns processes, answers which
+properties hold now (model.properties), maps a delivery onto the lifecycle table
+(model.lifecycle), applies a power loss and explains a violation in words. The test
+messages are chosen to catch altered copies: one ends in CRLF, one holds NUL and 8-bit
+bytes and has no final newline, and each needs several writes (the model's pipe hands out
+64 bytes per read).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from maildircheck.model import persistence
+from maildircheck.model.fs import DataOp, FileSystem, MetaOp
+from maildircheck.model.kernel import Kernel, Process
+from maildircheck.model.lifecycle import FORBIDDEN, Facts, Stage, stage_of, transition
+from maildircheck.model.outcome import Delivered
+from maildircheck.model.persistence import CrashChoice, Profile
+from maildircheck.model.properties import (
+    DeliveryRecord,
+    Layout,
+    Violation,
+    check_clobber,
+    check_crash_states,
+    check_durable_success,
+    check_honest_failure,
+    check_unique_names,
+    check_visible,
+    describe_content,
+    find_duplicates,
+    visible_messages,
+)
+from maildircheck.model.syscalls import Syscall, Unlink
+
+ROOT = "/home/user/Maildir"
+HOST = "mx.example"
+
+MESSAGES: dict[str, bytes] = {
+    "m1": b"Return-Path: <a@example.org>\nSubject: one\n\n" + b"line of the first body\n" * 5,
+    "m2": b"Subject: two\r\n\r\nbinary \x00\xff\xfe data\r\n" + b"8-bit \xe9t\xe9 " * 6 + b"end",
+    "m3": b"Subject: three\n\nshort\n",
+}
+
+
+def show(reply: object) -> str:
+    if isinstance(reply, OSError):
+        import errno
+
+        return f"-1 {errno.errorcode.get(reply.errno or 0, '?')}"
+    if isinstance(reply, bytes):
+        return f"<{len(reply)} bytes>"
+    if isinstance(reply, tuple):
+        return "[" + ", ".join(str(x) for x in reply) + "]"
+    return "0" if reply is None else str(reply)
+
+
+@dataclass
+class Host:
+    profile: Profile
+
+    def __post_init__(self) -> None:
+        self.fs = FileSystem.with_dirs(
+            "/home", "/home/user", ROOT, f"{ROOT}/tmp", f"{ROOT}/new", f"{ROOT}/cur"
+        )
+        self.kernel = Kernel(self.fs, self.profile)
+        self.layout = Layout.of(self.fs, ROOT)
+        self.messages = {content: mid for mid, content in MESSAGES.items()}
+        self.records: list[DeliveryRecord] = []
+        self.consumed: set[str] = set()
+
+    # --- processes ----------------------------------------------------------------------
+    def undelivered(self) -> list[str]:
+        done = {r.message for r in self.records if isinstance(r.outcome, Delivered)}
+        return [m for m in MESSAGES if m not in done]
+
+    def spawn_delivery(self, label: str, pid: int, message: str) -> tuple[Process, DeliveryRecord]:
+        record = DeliveryRecord(label, message, MESSAGES[message])
+        self.records.append(record)
+        return Process(label, pid, HOST, stdin=MESSAGES[message]), record
+
+    def spawn_helper(self, label: str, pid: int) -> Process:
+        return Process(label[0].upper(), pid, HOST)
+
+    def visible(self) -> dict[int, str]:
+        return visible_messages(self.fs, self.layout)
+
+    def note_reader_step(self, request: Syscall[object], before: dict[int, str]) -> None:
+        """The reader deleted a message: the user is done with it (it ends P2's duty)."""
+        if isinstance(request, Unlink):
+            for ino, where in before.items():
+                if request.path.endswith("/" + where) and ino not in self.visible():
+                    mid = self.messages.get(bytes(self.fs.inodes[ino].data))
+                    if mid:
+                        self.consumed.add(mid)
+
+    # --- properties ---------------------------------------------------------------------
+    def check(self, actor: str | None, is_reader: bool, before: dict[int, str] | None) -> list[Violation]:
+        found = [
+            check_visible(self.fs, self.layout, self.messages),
+            check_durable_success(self.fs, self.profile, self.layout, self.records, self.consumed),
+            check_crash_states(self.fs, self.profile, self.layout, self.messages),
+            check_clobber(before, self.fs, self.layout, actor, is_reader, self.messages)
+            if actor and before is not None else None,
+            check_unique_names(self.records),
+            find_duplicates(self.fs, self.layout, self.messages),
+        ]
+        return [v for v in found if v is not None]
+
+    def check_report(self, record: DeliveryRecord) -> Violation | None:
+        return check_honest_failure(self.fs, self.layout, record, self.messages)
+
+    # --- lifecycle ----------------------------------------------------------------------
+    def facts(self, rec: DeliveryRecord) -> Facts:
+        fs = self.fs
+        mine = {ino for ino, node in fs.inodes.items() if node.creator == rec.label}
+        unsynced = {op.ino for op in fs.pending if isinstance(op, DataOp)}
+        tmp = [i for i in fs.entries[self.layout.tmp].values() if i in mine]
+        shown = [i for d in self.layout.visible for i in fs.entries[d].values() if i in mine]
+        complete = [i for i in shown if fs.inodes[i].data == rec.content]
+        reported = None
+        if rec.outcome is not None:
+            reported = "success" if isinstance(rec.outcome, Delivered) else "failure"
+        return Facts(
+            reported=reported,
+            died=rec.ended is not None,
+            partial_visible=len(complete) < len(shown),
+            visible=bool(complete),
+            guaranteed=persistence.guaranteed_in(
+                fs, self.profile, self.layout.visible, rec.content, mine
+            ),
+            tmp_exists=bool(tmp),
+            tmp_complete=any(fs.inodes[i].data == rec.content for i in tmp),
+            tmp_durable=any(
+                fs.durable_data.get(i) == rec.content and i not in unsynced for i in tmp
+            ),
+        )
+
+    def stage_step(self, rec: DeliveryRecord, before: Stage) -> tuple[Stage, str | None]:
+        """The delivery's new stage and the table's label for the move (None: off the table)."""
+        if before in FORBIDDEN or before in (Stage.DELIVERED, Stage.FAILED, Stage.ABANDONED):
+            return before, ""
+        if rec.message in self.consumed:
+            return before, ""
+        after = stage_of(self.facts(rec))
+        return after, transition(before, after)
+
+    # --- power loss and explanations ----------------------------------------------------
+    def power_loss(self, choice: CrashChoice) -> list[str]:
+        detail = persistence.explain(self.fs, self.profile, choice) or ["nothing was pending"]
+        persistence.power_loss(self.fs, self.profile, choice)
+        return detail + ["after the restart:", *self.listing()]
+
+    def listing(self) -> list[str]:
+        lines = []
+        for d in (self.layout.tmp, self.layout.new, self.layout.cur):
+            entries = sorted(self.fs.entries[d].items())
+            if not entries:
+                lines.append(f"  {self.layout.dirname(d)}/ is empty")
+            for name, ino in entries:
+                content = describe_content(bytes(self.fs.inodes[ino].data), self.messages)
+                lines.append(f"  {self.layout.dirname(d)}/{name}: {content}")
+        return lines
+
+    def explain(self, violation: Violation) -> list[str]:
+        lines = []
+        if violation.crash is not None:
+            lines.append("a power loss at this point could keep or lose:")
+            lines += ["  " + s for s in persistence.explain(self.fs, self.profile, violation.crash)]
+        lines.append("the maildir now (live view):")
+        return lines + self.listing()
+
+
+__all__ = ["HOST", "MESSAGES", "ROOT", "Host", "MetaOp", "show"]

@@ -1,0 +1,25 @@
+"""Weak unique names, as older agents build them (for the catalogue entries that need them).
+
+`time_pid_host` is the qmail-era `seconds.pid.host`: with no microseconds, counter or random
+part, two deliveries that draw the same pid within one second get the same name.
+"""
+
+from __future__ import annotations
+
+from maildircheck.impl.naming import escape_host
+from maildircheck.model.syscalls import GetHostname, GetPid, GetTime, Sleep, SyscallGen, call
+
+
+def time_pid_host(attempt: int) -> SyscallGen[str]:
+    """The qmail-era name `seconds.pid.host`: no microseconds, counter or random part.
+
+    Two deliveries that draw the same pid within one second get the same name (pid reuse
+    after a process ends; two PID namespaces or two NFS clients with one host name). After a
+    collision in tmp/ it waits 2 s before the next try, as maildir(5) says.
+    """
+    if attempt:
+        yield from call(Sleep(2))
+    now = yield from call(GetTime())
+    pid = yield from call(GetPid())
+    host = yield from call(GetHostname())
+    return f"{now.seconds}.{pid}.{escape_host(host or 'localhost')}"
