@@ -38,21 +38,21 @@ def read_file(path: str) -> Generator[Syscall[Any], object, bytes | None]:
         fd = yield from call(Open(path, OpenFlag.RDONLY))
     except OSError:
         return None
-    chunks = []
-    try:
-        while True:
-            chunk = yield from call(Read(fd, 4096))
-            if not chunk:
-                break
-            chunks.append(chunk)
-    except OSError:
-        return None
-    finally:
+    chunks: list[bytes] | None = []
+    while chunks is not None:
         try:
-            yield from call(Close(fd))
+            chunk = yield from call(Read(fd, 4096))
         except OSError:
-            pass
-    return b"".join(chunks)
+            chunks = None
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    try:
+        yield from call(Close(fd))
+    except OSError:
+        pass
+    return None if chunks is None else b"".join(chunks)
 
 
 def reader(root: str, seen: set[str]) -> ActorGen:

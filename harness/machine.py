@@ -70,6 +70,7 @@ class Actor:
     record: DeliveryRecord | None = None
     stage: Stage = Stage.QUEUED
     interrupt: bool = False
+    terminated: bool = False  # SIGTERM was sent (once: a second one changes nothing)
 
 
 class DeliveryMachine(RuleBasedStateMachine):
@@ -78,22 +79,28 @@ class DeliveryMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.host = world.Host(self.config.profile)
+        self.host = world.Host(self.config.profile, "power-loss" in self.config.faults)
         self.timeline = Timeline()
         self.actors: list[Actor] = []
         self.reader_memory: set[str] = set()
         self.count = 0
         self.log.examples += 1
 
-    # --- rules ------------------------------------------------------------------------------
-    @rule(which=st.integers(0, 2), pid=st.integers(0, 2))
-    def start_delivery(self, which: int, pid: int) -> None:
-        """The MTA starts a delivery (or a retry) of a message not yet delivered."""
-        live = [a for a in self.actors if a.kind == "deliver"]
-        busy = {a.record.message for a in live if a.record}
+    # --- rule bodies (machine_for wraps them as rules with this configuration's draws) ----
+    def deliveries(self) -> list[Actor]:
+        return [a for a in self.actors if a.kind == "deliver"]
+
+    def can_start(self) -> bool:
+        busy = {a.record.message for a in self.deliveries() if a.record}
+        return len(self.deliveries()) < MAX_DELIVERIES and bool(
+            [m for m in self.host.undelivered() if m not in busy]
+        )
+
+    def start_delivery(self, which: int, pid: int, count: int) -> None:
+        """The MTA starts a delivery (or a retry) of a message not yet delivered, and the
+        new process runs its first `count` syscalls."""
+        busy = {a.record.message for a in self.deliveries() if a.record}
         waiting = [m for m in self.host.undelivered() if m not in busy]
-        if len(live) >= MAX_DELIVERIES or not waiting:
-            return
         free = [p for p in PID_POOL if p not in {a.proc.pid for a in self.actors}]
         message = waiting[which % len(waiting)]
         self.count += 1
@@ -104,60 +111,60 @@ class DeliveryMachine(RuleBasedStateMachine):
         self.actors.append(actor)
         self.timeline.event(label, f"MTA starts delivering {message} (pid {proc.pid})")
         self._advance(actor, None)
+        self._run(actor, count, None, 0)
 
-    @rule(which=st.integers(0, 3), count=st.integers(1, 24),
-          fault=st.sampled_from((None, *REPLY_FAULTS)), at=st.integers(0, 23),
-          entropy=st.integers(0, 3))
-    def run_delivery(self, which: int, count: int, fault: str | None, at: int,
-                     entropy: int) -> None:
-        """Run one delivering process for up to `count` syscalls; a reply fault (if that
-        fault is enabled) hits the first request it can, from the `at`-th on."""
-        live = [a for a in self.actors if a.kind == "deliver"]
-        if not live:
-            return
-        actor = live[which % len(live)]
-        pending = FAULTS[fault] if fault in self.config.faults else None
-        for i in range(count):
+    def run_delivery(
+        self, which: int, count: int, fault: tuple[str, str] | None, entropy: int
+    ) -> None:
+        """Run one delivering process for up to `count` syscalls; `fault` = (fault, kind)
+        hits the first request of that kind among them."""
+        live = self.deliveries()
+        self._run(live[which % len(live)], count, fault, entropy)
+
+    def _run(self, actor: Actor, count: int, fault: tuple[str, str] | None, entropy: int) -> None:
+        for _ in range(count):
             if actor not in self.actors:
                 return
-            hit = pending if pending and i >= at and pending.hits(actor.request) else None
-            if hit is not None:
-                pending = None
-            self._syscall(actor, hit.name if hit else None, entropy)
+            hit = None
+            request = actor.request
+            if (
+                fault
+                and request
+                and kind_of(request) == fault[1]
+                and FAULTS[fault[0]].hits(request)
+            ):
+                hit, fault = fault[0], None
+            self._syscall(actor, hit, entropy)
 
-    @rule(count=st.integers(1, 16))
     def run_reader(self, count: int) -> None:
         self._run_helper("reader", count)
 
-    @rule(count=st.integers(1, 8))
     def run_cleaner(self, count: int) -> None:
         self._run_helper("cleaner", count)
 
-    @rule(jump=st.sampled_from(CLOCK_JUMPS))
     def advance_clock(self, jump: int) -> None:
         self.host.kernel.clock_us += jump
         self.timeline.event("clock", f"time passes: {jump / 3_600_000_000:g} h")
 
-    @precondition(lambda self: "kill" in self.config.faults)
-    @rule(which=st.integers(0, 3))
     def kill(self, which: int) -> None:
-        live = [a for a in self.actors if a.kind == "deliver"]
-        if live:
-            actor = live[which % len(live)]
-            self.host.kernel.kill(actor.proc)
-            self._end(actor, None, "killed (kill -9)")
+        live = self.deliveries()
+        actor = live[which % len(live)]
+        self.host.kernel.kill(actor.proc)
+        self.timeline.event(
+            actor.label,
+            f"is killed (kill -9) before {world.short(actor.request)}"
+            if actor.request
+            else "is killed (kill -9)",
+        )
+        self._end(actor, None, "killed")
 
-    @precondition(lambda self: "sigterm" in self.config.faults)
-    @rule(which=st.integers(0, 3))
     def sigterm(self, which: int) -> None:
-        live = [a for a in self.actors if a.kind == "deliver" and not a.interrupt]
+        live = [a for a in self.deliveries() if not a.terminated]
         if live:
             actor = live[which % len(live)]
-            actor.interrupt = True
+            actor.interrupt = actor.terminated = True
             self.timeline.event(actor.label, "receives SIGTERM")
 
-    @precondition(lambda self: "power-loss" in self.config.faults)
-    @rule(dropped=st.integers(0, 4095), fates=st.lists(st.integers(0, 3), max_size=12))
     def power_loss(self, dropped: int, fates: list[int]) -> None:
         choice = CrashChoice(dropped, tuple(fates))
         detail = self.host.power_loss(choice)
@@ -170,7 +177,9 @@ class DeliveryMachine(RuleBasedStateMachine):
     def _run_helper(self, kind: str, count: int) -> None:
         actor = next((a for a in self.actors if a.kind == kind), None)
         if actor is None:
-            gen = reader(world.ROOT, self.reader_memory) if kind == "reader" else cleaner(world.ROOT)
+            gen = (
+                reader(world.ROOT, self.reader_memory) if kind == "reader" else cleaner(world.ROOT)
+            )
             proc = self.host.spawn_helper(kind, 200 if kind == "reader" else 300)
             actor = Actor(kind[0].upper(), kind, proc, gen, None)
             self.actors.append(actor)
@@ -187,19 +196,20 @@ class DeliveryMachine(RuleBasedStateMachine):
         if actor.interrupt:
             actor.interrupt = False
             reply: object = Interrupted("SIGTERM")
-            line = self.timeline.syscall(actor.label, str(request), "interrupted (SIGTERM)")
+            line = self.timeline.syscall(actor.label, world.short(request), "interrupted (SIGTERM)")
         else:
             reply = self.host.kernel.execute(
                 actor.proc, request, FAULTS[fault] if fault else None, entropy
             )
-            line = self.timeline.syscall(actor.label, str(request), world.show(reply),
-                                         fault or "")
+            line = self.timeline.syscall(
+                actor.label, world.short(request), world.show(reply), fault or ""
+            )
         self.log.syscalls += 1
         self._advance(actor, reply)
         if actor.kind == "reader":
             self.host.note_reader_step(request, before)
         self._check(actor, before)
-        for a in self.actors + [actor]:
+        for a in [*self.actors, actor]:
             if a.record is not None:
                 label = self._track_stage(a)
                 if a is actor and label:
@@ -220,7 +230,8 @@ class DeliveryMachine(RuleBasedStateMachine):
             return
         actor.record.outcome = outcome
         actor.record.ended = death
-        self.timeline.event(actor.label, death or f"reports {outcome}")
+        if death != "killed":
+            self.timeline.event(actor.label, death or f"reports {outcome}")
         if outcome is not None:
             self._raise(self.host.check_report(actor.record))
         self._track_stage(actor)
@@ -238,8 +249,9 @@ class DeliveryMachine(RuleBasedStateMachine):
         return f"{before.value} -> {after.value}" if label else ""
 
     def _check(self, actor: Actor | None, before: dict[int, str] | None = None) -> None:
-        for violation in self.host.check(actor.label if actor else None,
-                                         actor is not None and actor.kind == "reader", before):
+        for violation in self.host.check(
+            actor.label if actor else None, actor is not None and actor.kind == "reader", before
+        ):
             if violation.prop in self.config.fail_on:
                 self._raise(violation)
             self.log.observed.setdefault(violation.prop, str(violation))
@@ -256,6 +268,50 @@ class DeliveryMachine(RuleBasedStateMachine):
         raise PropertyViolated(violation)
 
 
+def kind_of(request: Syscall[Any] | None) -> str:
+    """The syscall kind a fault is aimed at: "open", "write", "fsync", "link"..."""
+    name = type(request).__name__.lower()
+    return {"fsyncdir": "fsync_dir", "fdatasync": "fsync", "lstat": "stat"}.get(name, name)
+
+
+FAULT_KINDS = ("open", "write", "fsync", "close", "link", "rename", "unlink", "fsync_dir")
+
+
 def machine_for(config: Config, log: RunLog) -> type[DeliveryMachine]:
-    """A state-machine class bound to one configuration and one run log."""
-    return type("Check", (DeliveryMachine,), {"config": config, "log": log})
+    """A state-machine class bound to one configuration and one run log: only the enabled
+    faults become rules or draws, so no step of the search is spent on the others."""
+    M = DeliveryMachine
+    counts = st.integers(1, 40)
+    reply_faults = [f for f in REPLY_FAULTS if f in config.faults]
+    fault_draw: st.SearchStrategy[tuple[str, str] | None] = st.none()
+    if reply_faults:
+        fault_draw = st.one_of(
+            st.none(), st.tuples(st.sampled_from(reply_faults), st.sampled_from(FAULT_KINDS))
+        )
+    has_delivery = precondition(lambda self: bool(self.deliveries()))
+    ns: dict[str, Any] = {
+        "config": config,
+        "log": log,
+        "r_start": precondition(M.can_start)(
+            rule(which=st.integers(0, 2), pid=st.integers(0, 2), count=counts)(M.start_delivery)
+        ),
+        "r_run": has_delivery(
+            rule(
+                which=st.integers(0, 1), count=counts, fault=fault_draw, entropy=st.integers(0, 3)
+            )(M.run_delivery)
+        ),
+        "r_reader": rule(count=st.integers(1, 16))(M.run_reader),
+        "r_cleaner": precondition(lambda self: bool(self.host.fs.entries[self.host.layout.tmp]))(
+            rule(count=st.integers(1, 8))(M.run_cleaner)
+        ),
+        "r_clock": rule(jump=st.sampled_from(CLOCK_JUMPS))(M.advance_clock),
+    }
+    if "kill" in config.faults:
+        ns["r_kill"] = has_delivery(rule(which=st.integers(0, 1))(M.kill))
+    if "sigterm" in config.faults:
+        ns["r_sigterm"] = has_delivery(rule(which=st.integers(0, 1))(M.sigterm))
+    if "power-loss" in config.faults:
+        ns["r_power"] = rule(
+            dropped=st.integers(0, 4095), fates=st.lists(st.integers(0, 3), max_size=12)
+        )(M.power_loss)
+    return type("Check", (DeliveryMachine,), ns)

@@ -65,15 +65,23 @@ class Verdict:
             "env": self.env,
             "faults": list(self.faults),
             "properties": {
-                p: {"name": PROPERTIES[p].name, "status": self.status(p),
-                    "safety": PROPERTIES[p].safety}
+                p: {
+                    "name": PROPERTIES[p].name,
+                    "status": self.status(p),
+                    "safety": PROPERTIES[p].safety,
+                }
                 for p in PROPERTIES
             },
-            "violation": None if v is None else {
-                "property": v.prop, "name": PROPERTIES[v.prop].name if v.prop in PROPERTIES
-                else "lifecycle", "why": v.why,
+            "violation": None
+            if v is None
+            else {
+                "property": v.prop,
+                "name": PROPERTIES[v.prop].name if v.prop in PROPERTIES else "lifecycle",
+                "why": v.why,
             },
-            "counterexample": None if self.timeline is None else {
+            "counterexample": None
+            if self.timeline is None
+            else {
                 "syscalls": self.timeline.syscalls,
                 "steps": self.timeline.as_json(),
             },
@@ -125,6 +133,15 @@ def verify(
     except PropertyViolated:
         pass
     return Verdict(
-        name, env, faults, checked, log.violation, log.timeline if log.violation else None,
-        dict(log.observed), log.examples, log.syscalls, time.perf_counter() - started, seed_value,
+        name,
+        env,
+        faults,
+        checked,
+        log.violation,
+        log.timeline if log.violation else None,
+        dict(log.observed),
+        log.examples,
+        log.syscalls,
+        time.perf_counter() - started,
+        seed_value,
     )

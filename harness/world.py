@@ -17,7 +17,7 @@ from maildircheck.model.fs import DataOp, FileSystem, MetaOp
 from maildircheck.model.kernel import Kernel, Process
 from maildircheck.model.lifecycle import FORBIDDEN, Facts, Stage, stage_of, transition
 from maildircheck.model.outcome import Delivered
-from maildircheck.model.persistence import CrashChoice, Profile
+from maildircheck.model.persistence import PROFILES, CrashChoice, Profile
 from maildircheck.model.properties import (
     DeliveryRecord,
     Layout,
@@ -44,6 +44,11 @@ MESSAGES: dict[str, bytes] = {
 }
 
 
+def short(request: Syscall[object]) -> str:
+    """A request as the timeline shows it: paths relative to the maildir."""
+    return str(request).replace(ROOT + "/", "")
+
+
 def show(reply: object) -> str:
     if isinstance(reply, OSError):
         import errno
@@ -58,9 +63,14 @@ def show(reply: object) -> str:
 
 @dataclass
 class Host:
+    """`crashes`: is a power loss part of the threat model? Without it, "every state a crash
+    could leave" is just the live view, and the profile only decides what is durable."""
+
     profile: Profile
+    crashes: bool = True
 
     def __post_init__(self) -> None:
+        self.judge = self.profile if self.crashes else PROFILES["sync"]
         self.fs = FileSystem.with_dirs(
             "/home", "/home/user", ROOT, f"{ROOT}/tmp", f"{ROOT}/new", f"{ROOT}/cur"
         )
@@ -96,13 +106,16 @@ class Host:
                         self.consumed.add(mid)
 
     # --- properties ---------------------------------------------------------------------
-    def check(self, actor: str | None, is_reader: bool, before: dict[int, str] | None) -> list[Violation]:
+    def check(
+        self, actor: str | None, is_reader: bool, before: dict[int, str] | None
+    ) -> list[Violation]:
         found = [
             check_visible(self.fs, self.layout, self.messages),
-            check_durable_success(self.fs, self.profile, self.layout, self.records, self.consumed),
-            check_crash_states(self.fs, self.profile, self.layout, self.messages),
+            check_durable_success(self.fs, self.judge, self.layout, self.records, self.consumed),
+            check_crash_states(self.fs, self.judge, self.layout, self.messages),
             check_clobber(before, self.fs, self.layout, actor, is_reader, self.messages)
-            if actor and before is not None else None,
+            if actor and before is not None
+            else None,
             check_unique_names(self.records),
             find_duplicates(self.fs, self.layout, self.messages),
         ]
@@ -128,12 +141,17 @@ class Host:
             partial_visible=len(complete) < len(shown),
             visible=bool(complete),
             guaranteed=persistence.guaranteed_in(
-                fs, self.profile, self.layout.visible, rec.content, mine
+                fs, self.judge, self.layout.visible, rec.content, mine
             ),
             tmp_exists=bool(tmp),
             tmp_complete=any(fs.inodes[i].data == rec.content for i in tmp),
             tmp_durable=any(
-                fs.durable_data.get(i) == rec.content and i not in unsynced for i in tmp
+                fs.inodes[i].data == rec.content
+                and (
+                    not self.crashes
+                    or (fs.durable_data.get(i) == rec.content and i not in unsynced)
+                )
+                for i in tmp
             ),
         )
 
@@ -150,7 +168,7 @@ class Host:
     def power_loss(self, choice: CrashChoice) -> list[str]:
         detail = persistence.explain(self.fs, self.profile, choice) or ["nothing was pending"]
         persistence.power_loss(self.fs, self.profile, choice)
-        return detail + ["after the restart:", *self.listing()]
+        return [*detail, "after the restart:", *self.listing()]
 
     def listing(self) -> list[str]:
         lines = []

@@ -224,16 +224,17 @@ class Steps:
 
 def run(request: DeliveryRequest, steps: Steps) -> SyscallGen[Outcome]:
     """The delivery algorithm with `steps` in place of its steps (A1-A13 above)."""
-    refused = yield from check_maildir(request)  # A1
-    if refused is not None:
-        return refused
     root = request.maildir.rstrip("/")
-    start = yield from call(GetTime())
-    deadline = start.seconds + request.timeout_seconds
     tmp = ""
     fd = -1
-    stage = "create"
+    stage = "check"
     try:
+        refused = yield from check_maildir(request)  # A1
+        if refused is not None:
+            return refused
+        start = yield from call(GetTime())
+        deadline = start.seconds + request.timeout_seconds
+        stage = "create"
         for counter in range(request.max_name_attempts):  # A3
             name = yield from steps.name(counter)
             tmp = f"{root}/tmp/{name}"

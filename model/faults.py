@@ -6,8 +6,10 @@ Two families (specs/requirements.md, X1-X7):
     replaced by a crash state the profile allows), `sigterm` (the agent is told to stop:
     its pending request is answered with `Interrupted`, as the 24-hour timer would);
   - reply faults, injected into one request: an errno instead of the call's effect
-    (`enospc`, `edquot`, `eio`), or `lost-reply` (the call took effect but its reply was
-    lost, and the retransmission answers EEXIST/ENOENT - a network file system's hazard).
+    (`enospc`, `edquot`, `eio`; at close it is a deferred write error, and the data written
+    since the last successful fsync is lost, as on NFS), or `lost-reply` (the call took
+    effect but its reply was lost, and the retransmission answers EEXIST/ENOENT - a network
+    file system's hazard).
 """
 
 from __future__ import annotations
@@ -82,7 +84,9 @@ DEFAULT_FAULTS = ("kill", "power-loss", "sigterm", "enospc", "edquot", "eio")
 
 
 def parse_faults(text: str) -> tuple[str, ...]:
-    """`"kill,eio"` -> ("kill", "eio"); "none" -> (); "all" -> every fault. ValueError if unknown."""
+    """`"kill,eio"` -> ("kill", "eio"); "none" -> (); "all" -> every fault.
+
+    Raises ValueError naming the first unknown fault."""
     text = text.strip()
     if text in ("", "none"):
         return ()

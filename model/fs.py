@@ -230,7 +230,9 @@ class FileSystem:
         node = self.inodes[ino]
         del node.data[size:]
         node.mtime_us = now_us
-        self.pending.append(DataOp(ino, truncate_to=size, label=f"truncate {path or ino} to {size}"))
+        self.pending.append(
+            DataOp(ino, truncate_to=size, label=f"truncate {path or ino} to {size}")
+        )
 
     # --- durability ---------------------------------------------------------------------
     def make_durable(self, keep: list[PendingOp]) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from maildircheck.model import persistence
 from maildircheck.model.faults import Fault
-from maildircheck.model.fs import FileSystem, oserror
+from maildircheck.model.fs import DataOp, FileSystem, oserror
 from maildircheck.model.persistence import Profile
 from maildircheck.model.syscalls import (
     ClockReading,
@@ -121,13 +121,20 @@ class Kernel:
 
     def _faulty(self, proc: Process, request: Syscall[Any], fault: Fault) -> object:
         if fault.errno is not None:
-            if isinstance(request, Close):
-                proc.fds.pop(request.fd, None)  # close(2) frees the fd even when it fails
+            if isinstance(request, Close) and request.fd in proc.fds:
+                # A write error reported at close (nfs(5)): the data written since the last
+                # successful fsync never reached storage. close(2) frees the fd regardless.
+                self._lose_unsynced(proc.fds.pop(request.fd).ino)
             return oserror(fault.errno)
         reply = self._perform(proc, request, 0)  # lost reply: the effect happened
         if isinstance(request, Open) and isinstance(reply, int):
             del proc.fds[reply]  # the caller never learns the descriptor
         return oserror(RETRANSMIT_ERRNO[type(request)])
+
+    def _lose_unsynced(self, ino: int) -> None:
+        fs = self.fs
+        fs.pending = [op for op in fs.pending if not (isinstance(op, DataOp) and op.ino == ino)]
+        fs.inodes[ino].data = bytearray(fs.durable_data.get(ino, b""))
 
     def _perform(self, proc: Process, request: Syscall[Any], entropy: int) -> object:
         self._entropy = entropy

@@ -59,8 +59,14 @@ TRANSITIONS: dict[tuple[Stage, Stage], str] = {
     (Stage.DURABLE, Stage.FAILED): "report failure after a failed fsync of new/ (the reader "
     "had already moved the message)",
 }
-for _stage in (Stage.QUEUED, Stage.WRITING, Stage.STAGED, Stage.SAFE_IN_TMP, Stage.VISIBLE,
-               Stage.DURABLE):
+for _stage in (
+    Stage.QUEUED,
+    Stage.WRITING,
+    Stage.STAGED,
+    Stage.SAFE_IN_TMP,
+    Stage.VISIBLE,
+    Stage.DURABLE,
+):
     TRANSITIONS[(_stage, Stage.ABANDONED)] = "the process dies"
 del _stage
 

@@ -206,8 +206,9 @@ def explain(fs: FileSystem, profile: Profile, choice: CrashChoice) -> list[str]:
             fate = fate_of(profile, choice, data_index)
             data_index += 1
             size = f"{len(op.data)} bytes" if op.truncate_to is None else "truncate"
-            lines.append(f"{fate.value if fate is Fate.KEEP else fate.value.upper()}: "
-                         f"{op.label} ({size})")
+            lines.append(
+                f"{fate.value if fate is Fate.KEEP else fate.value.upper()}: {op.label} ({size})"
+            )
     return lines
 
 
@@ -291,13 +292,16 @@ def guaranteed_in(
     if not candidates:
         return False
     names = {
-        (d, name) for d in dirs for name, i in fs.durable_entries.get(d, {}).items()
+        (d, name)
+        for d in dirs
+        for name, i in fs.durable_entries.get(d, {}).items()
         if i in candidates
     }
     metas = meta_ops(fs)
     names |= {(ch.dir_ino, ch.name) for op in metas for ch in op.changes if ch.ino in candidates}
     relevant = [
-        op for op in metas
+        op
+        for op in metas
         if any(ch.dir_ino in dirs and (ch.dir_ino, ch.name) in names for ch in op.changes)
     ]
     if profile.ordering is Ordering.JOURNAL:

@@ -42,18 +42,39 @@ class PropertyInfo:
 PROPERTIES: dict[str, PropertyInfo] = {
     p.id: p
     for p in (
-        PropertyInfo("P1", "no-partial", "no partial or foreign content is visible in new/ or "
-                     "cur/, live or in any state a crash could leave"),
-        PropertyInfo("P2", "no-early-success", "once success is reported, the complete "
-                     "message is in new/ or cur/ in every state a crash could leave"),
-        PropertyInfo("P3", "no-clobber", "a delivery never replaces or removes another "
-                     "message, and delivered names are unique"),
-        PropertyInfo("P4", "honest-failure", "after a reported failure the delivery left no "
-                     "tmp/ file and nothing partial"),
-        PropertyInfo("P5", "no-false-bounce", "a transient problem is reported as a "
-                     "temporary failure, never a permanent one"),
-        PropertyInfo("P6", "at-most-once", "a message appears at most once in new/ and cur/ "
-                     "(quality, not safety)", safety=False),
+        PropertyInfo(
+            "P1",
+            "no-partial",
+            "no partial or foreign content is visible in new/ or "
+            "cur/, live or in any state a crash could leave",
+        ),
+        PropertyInfo(
+            "P2",
+            "no-early-success",
+            "once success is reported, the complete "
+            "message is in new/ or cur/ in every state a crash could leave",
+        ),
+        PropertyInfo(
+            "P3",
+            "no-clobber",
+            "a delivery never replaces or removes another message, and delivered names are unique",
+        ),
+        PropertyInfo(
+            "P4",
+            "honest-failure",
+            "after a reported failure the delivery left no tmp/ file and nothing partial",
+        ),
+        PropertyInfo(
+            "P5",
+            "no-false-bounce",
+            "a transient problem is reported as a temporary failure, never a permanent one",
+        ),
+        PropertyInfo(
+            "P6",
+            "at-most-once",
+            "a message appears at most once in new/ and cur/ (quality, not safety)",
+            safety=False,
+        ),
     )
 }
 SAFETY = tuple(p for p, info in PROPERTIES.items() if info.safety)
@@ -135,7 +156,9 @@ def _bad_entry(
     return None
 
 
-def check_visible(fs: FileSystem, layout: Layout, messages: Mapping[bytes, str]) -> Violation | None:
+def check_visible(
+    fs: FileSystem, layout: Layout, messages: Mapping[bytes, str]
+) -> Violation | None:
     """P1 in the live view."""
     data = {
         ino: bytes(fs.inodes[ino].data) for d in layout.visible for ino in fs.entries[d].values()
@@ -156,24 +179,28 @@ def check_crash_states(
 
 
 def check_durable_success(
-    fs: FileSystem, profile: Profile, layout: Layout, records: Iterable[DeliveryRecord],
+    fs: FileSystem,
+    profile: Profile,
+    layout: Layout,
+    records: Iterable[DeliveryRecord],
     consumed: set[str],
 ) -> Violation | None:
     """P2 for every delivery that reported success and whose message the reader kept."""
     for rec in records:
-        if isinstance(rec.outcome, Delivered) and rec.message not in consumed:
-            if not guaranteed_in(fs, profile, layout.visible, rec.content):
-                live = any(
-                    fs.inodes[i].data == rec.content
-                    for d in layout.visible
-                    for i in fs.entries[d].values()
-                )
-                where = "is in new/ or cur/ now but" if live else "is not in new/ or cur/ and"
-                return Violation(
-                    "P2",
-                    f"{rec.label} reported success for {rec.message}, which {where} "
-                    "a power loss can leave it missing or incomplete",
-                )
+        if (
+            isinstance(rec.outcome, Delivered)
+            and rec.message not in consumed
+            and not guaranteed_in(fs, profile, layout.visible, rec.content)
+        ):
+            live = any(
+                fs.inodes[i].data == rec.content
+                for d in layout.visible
+                for i in fs.entries[d].values()
+            )
+            where = (
+                "a power loss could still remove or corrupt" if live else "is not in new/ or cur/"
+            )
+            return Violation("P2", f"{rec.label} reported success for {rec.message}, which {where}")
     return None
 
 
@@ -187,7 +214,11 @@ def visible_messages(fs: FileSystem, layout: Layout) -> dict[int, str]:
 
 
 def check_clobber(
-    before: Mapping[int, str], fs: FileSystem, layout: Layout, actor: str, is_reader: bool,
+    before: Mapping[int, str],
+    fs: FileSystem,
+    layout: Layout,
+    actor: str,
+    is_reader: bool,
     messages: Mapping[bytes, str],
 ) -> Violation | None:
     """P3: did `actor`'s last step remove or replace a message it did not create?"""
@@ -197,7 +228,9 @@ def check_clobber(
     for ino, where in before.items():
         node = fs.inodes[ino]
         if ino not in after and node.creator != actor:
-            return Violation("P3", f"{actor} removed or replaced {where}, created by {node.creator}")
+            return Violation(
+                "P3", f"{actor} removed or replaced {where}, created by {node.creator}"
+            )
     for ino, where in after.items():
         node = fs.inodes[ino]
         if ino in before and node.creator != actor and bytes(node.data) not in messages:
@@ -212,8 +245,9 @@ def check_unique_names(records: Iterable[DeliveryRecord]) -> Violation | None:
         if isinstance(rec.outcome, Delivered):
             if rec.outcome.name in seen and seen[rec.outcome.name] != rec.label:
                 return Violation(
-                    "P3", f"{seen[rec.outcome.name]} and {rec.label} both reported "
-                    f"new/{rec.outcome.name}"
+                    "P3",
+                    f"{seen[rec.outcome.name]} and {rec.label} both reported "
+                    f"new/{rec.outcome.name}",
                 )
             seen[rec.outcome.name] = rec.label
     return None
@@ -233,13 +267,15 @@ def check_honest_failure(
             node = fs.inodes[ino]
             if node.creator == rec.label and bytes(node.data) not in messages:
                 return Violation(
-                    "P4", f"{rec.label} reported failure but left {layout.dirname(d)}/{name} "
-                    f"holding {describe_content(bytes(node.data), messages)}"
+                    "P4",
+                    f"{rec.label} reported failure but left {layout.dirname(d)}/{name} "
+                    f"holding {describe_content(bytes(node.data), messages)}",
                 )
     if isinstance(rec.outcome, PermanentFailure):
         return Violation(
-            "P5", f"{rec.label} bounced {rec.message} ({rec.outcome.reason}) although the "
-            "cause was transient"
+            "P5",
+            f"{rec.label} bounced {rec.message} ({rec.outcome.reason}) although the "
+            "cause was transient",
         )
     return None
 

@@ -59,7 +59,8 @@ class StatResult:
     atime_us: int
 
     def __str__(self) -> str:
-        return f"{{dev={self.dev} ino={self.ino} {self.kind.value} nlink={self.nlink} size={self.size}}}"
+        kind = self.kind.value
+        return f"{{dev={self.dev} ino={self.ino} {kind} nlink={self.nlink} size={self.size}}}"
 
 
 @dataclass(frozen=True)
@@ -297,6 +298,8 @@ Reply = object  # a reply value, or an exception (an OSError, or `Interrupted`) 
 
 class Interrupted(Exception):
     """Sent instead of a reply when the delivery must stop now: SIGTERM, or the 24-hour timer."""
+
+
 SyscallGen = Generator[Syscall[Any], Reply, R]
 
 

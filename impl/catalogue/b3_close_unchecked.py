@@ -5,12 +5,17 @@ checked). On NFS with close-to-open consistency, write errors (ENOSPC, EDQUOT, E
 reported at close(2) or fsync(2), not at write(2) (nfs(5)); maildir(5) insists on checking
 close for that reason.
 
-The correct algorithm except step A6: a failed close is treated as a successful one.
+Modelled on deliverquota, the agent whose unchecked close does harm: it also never fsyncs,
+so close() is where a write error would surface. (fdm's pattern - a checked fsync, then an
+unchecked close - is harmless: once fsync succeeded the data is stored.) So this is the
+correct algorithm except steps A5 and A6: no fsync, and a failed close is treated as a
+successful one.
 
 Expected to break P1 no-partial and P2 no-early-success when close reports ENOSPC, EDQUOT or
-EIO (a fault injected at close, standing for the NFS client's delayed write error): the file
-whose data was refused is linked into new/ and success is reported. Without a fault at
-close it is the correct algorithm (the fsync before it is still checked).
+EIO (a fault at close: the model's deferred write error loses the data written since the
+last successful fsync, spec X4-X6): the file whose data was refused is linked into new/ and
+success is reported - with no power loss at all, where `no-fsync` alone reports the close
+error honestly. Under `sync` there is nothing unsynced to lose, so it holds there.
 """
 
 from __future__ import annotations
@@ -28,9 +33,9 @@ def close_unchecked(fd: int) -> SyscallGen[None]:
         yield from call(Close(fd))
 
 
-STEPS = Steps(close=close_unchecked)
+STEPS = Steps(sync=None, close=close_unchecked)
 
 
 def deliver(request: DeliveryRequest) -> SyscallGen[Outcome]:
-    """The correct delivery, except that a failed close counts as success."""
+    """The correct delivery without the fsync, and with a failed close counted as success."""
     return (yield from run(request, STEPS))

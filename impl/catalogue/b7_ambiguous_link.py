@@ -10,9 +10,11 @@ comparing tmp/NAME and new/NAME; the delivery removes tmp/NAME and reports a tem
 failure (so a true EEXIST is not retried under a fresh name either, as in these agents).
 
 Safe on the local persistence profiles, where a failed link did not happen. Expected to break
-P4 honest-failure and P6 at-most-once under a lost-reply fault at link (NFS: the server
-linked, the reply was lost, the retransmitted LINK answers EEXIST): the message is in new/
-but a failure is reported, and the MTA's retry delivers it a second time.
+P6 at-most-once (a quality property: checked with --quality) under a lost-reply fault at
+link (NFS: the server linked, the reply was lost, the retransmitted LINK answers EEXIST):
+the message is in new/ but a temporary failure is reported, and the MTA's retry delivers it
+a second time. (The failure report itself is not a P4 breach: nothing partial and no tmp/
+file is left; the correct algorithm's dev+ino check is what avoids the duplicate.)
 """
 
 from __future__ import annotations
