@@ -36,9 +36,18 @@ from maildircheck.model.syscalls import (
 )
 
 NAMES = [
-    "correct", "vpopmail-4.10.14", "no-fsync", "close-unchecked", "rename-clobber",
-    "non-exclusive-create", "no-dir-fsync", "ambiguous-link-fails", "success-when-gone",
-    "transient-as-permanent", "tmp-leak", "content-altered",
+    "correct",
+    "vpopmail-4.10.14",
+    "no-fsync",
+    "close-unchecked",
+    "rename-clobber",
+    "non-exclusive-create",
+    "no-dir-fsync",
+    "ambiguous-link-fails",
+    "success-when-gone",
+    "transient-as-permanent",
+    "tmp-leak",
+    "content-altered",
 ]
 
 
