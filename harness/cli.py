@@ -1,0 +1,272 @@
+"""`maildircheck`: the checker's command line.
+
+This module owns parsing the command line, the exit codes, the JSON output and the demo;
+the human reports are `maildircheck.harness.report`'s, the check is
+`maildircheck.harness.verify.verify`.
+
+    maildircheck verify --strategy NAME|path/to/file.py:function --env PROFILE
+                        [--faults LIST] [--max-examples N] [--seed S] [--quality] [--json]
+    maildircheck list [--json]
+    maildircheck demo
+
+Exit codes:
+    0  verify: every checked property holds within the budget; list; demo: the bug was found
+    1  verify: a checked property is violated; demo: the bug was not found
+    2  usage error (unknown strategy, profile or fault, a bad number, a strategy file that
+       does not load), reported as one line `maildircheck: error: ...` on stderr
+    3  the check could not complete (the strategy raised when called, or a checker bug),
+       reported as one line on stderr
+
+Hypothesis and rich are imported only when a command needs them, so `--help` stays quick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from maildircheck.impl.strategies import CATALOGUE, StrategyError, describe
+from maildircheck.model.faults import DEFAULT_FAULTS, FAULTS, parse_faults
+from maildircheck.model.persistence import PROFILES
+from maildircheck.model.properties import PROPERTIES
+
+if TYPE_CHECKING:
+    from maildircheck.harness.verify import Verdict
+
+PROG = "maildircheck"
+USAGE_ERROR = 2
+CHECK_ERROR = 3
+DEMO_STRATEGY = "vpopmail-4.10.14"
+DEMO_ENV = "ext4-ordered"
+DEMO_SEED = 1
+
+
+class UsageError(Exception):
+    """A command line that names nothing usable; the message is one line."""
+
+
+def _complain(message: str) -> None:
+    sys.stderr.write(f"{PROG}: error: {' '.join(message.split())}\n")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def _faults(text: str) -> tuple[str, ...]:
+    try:
+        return parse_faults(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description="Check Maildir delivery strategies against crashes, faults and "
+        "concurrency in an executable file-system model.",
+        allow_abbrev=False,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    check = commands.add_parser(
+        "verify",
+        help="check one strategy under one persistence profile and fault set",
+        description="Search for a violation of the safety properties P1-P5 (and P6 with "
+        "--quality). Exit 0 when they hold within the budget, 1 on a violation, 2 on a "
+        "usage error.",
+        allow_abbrev=False,
+    )
+    check.add_argument(
+        "--strategy",
+        required=True,
+        metavar="NAME|FILE.py:FUNCTION",
+        help="a catalogue name (see `maildircheck list`) or path/to/file.py:function",
+    )
+    check.add_argument(
+        "--env",
+        required=True,
+        choices=list(PROFILES),
+        metavar="PROFILE",
+        help=f"persistence profile: {', '.join(PROFILES)}",
+    )
+    check.add_argument(
+        "--faults",
+        type=_faults,
+        default=DEFAULT_FAULTS,
+        metavar="LIST",
+        help=f"comma-separated faults, 'none' or 'all' (default: {','.join(DEFAULT_FAULTS)})",
+    )
+    check.add_argument(
+        "--max-examples",
+        type=_positive_int,
+        default=200,
+        metavar="N",
+        help="how many runs Hypothesis generates (default: %(default)s)",
+    )
+    check.add_argument(
+        "--seed",
+        type=_int,
+        default=None,
+        metavar="S",
+        help="random seed (default: a fixed derandomized search)",
+    )
+    check.add_argument(
+        "--quality", action="store_true", help="also fail on P6 (at-most-once delivery)"
+    )
+    check.add_argument(
+        "--json", action="store_true", help="print the verdict as JSON on stdout, nothing else"
+    )
+
+    listing = commands.add_parser(
+        "list",
+        help="list strategies, profiles, faults and properties",
+        description="List the strategy catalogue, persistence profiles, faults and properties.",
+        allow_abbrev=False,
+    )
+    listing.add_argument("--json", action="store_true", help="print the listing as JSON")
+
+    commands.add_parser(
+        "demo",
+        help=f"find the {DEMO_STRATEGY} bug under {DEMO_ENV} and explain it",
+        description=f"Run verify on {DEMO_STRATEGY} under {DEMO_ENV} with the default "
+        f"faults and seed {DEMO_SEED}; exit 0 when the violation is found.",
+        allow_abbrev=False,
+    )
+    return parser
+
+
+def catalogue() -> dict[str, Any]:
+    """What `maildircheck list --json` prints (and `list` renders)."""
+    return {
+        "strategies": [
+            {
+                "name": info.name,
+                "bug_class": info.bug_class,
+                "summary": info.summary,
+                "source": info.source,
+                "expected": list(info.expected),
+            }
+            for info in CATALOGUE.values()
+        ],
+        "profiles": [
+            {"name": p.name, "summary": p.summary, "specs": list(p.specs)}
+            for p in PROFILES.values()
+        ],
+        "faults": [{"name": f.name, "summary": f.summary, "spec": f.spec} for f in FAULTS.values()],
+        "properties": [
+            {"id": p.id, "name": p.name, "statement": p.statement, "safety": p.safety}
+            for p in PROPERTIES.values()
+        ],
+        "default_faults": list(DEFAULT_FAULTS),
+    }
+
+
+def _run_verify(
+    strategy: str,
+    env: str,
+    faults: tuple[str, ...],
+    max_examples: int,
+    seed: int | None,
+    quality: bool,
+) -> Verdict:
+    from maildircheck.harness.verify import verify
+
+    return verify(
+        strategy, env, faults, max_examples=max_examples, seed_value=seed, quality=quality
+    )
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    try:
+        info = describe(args.strategy)
+    except StrategyError as err:
+        raise UsageError(str(err)) from None
+    run = (args.strategy, args.env, args.faults, args.max_examples, args.seed, args.quality)
+    if args.json:
+        with contextlib.redirect_stdout(sys.stderr):  # a chatty strategy must not corrupt it
+            verdict = _run_verify(*run)
+        print(json.dumps(verdict.as_json(), indent=2))
+    else:
+        verdict = _run_verify(*run)
+        from maildircheck.harness.report import print_verdict
+
+        print_verdict(verdict, info, args.max_examples)
+    return 0 if verdict.holds else 1
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    data = catalogue()
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        from maildircheck.harness.report import print_catalogue
+
+        print_catalogue(data)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from maildircheck.harness.report import print_verdict
+
+    print(
+        f"Demo: checking {DEMO_STRATEGY} (vpopmail's maildir delivery) under {DEMO_ENV} "
+        f"with the default faults, seed {DEMO_SEED}.\n"
+    )
+    verdict = _run_verify(DEMO_STRATEGY, DEMO_ENV, DEFAULT_FAULTS, 200, DEMO_SEED, False)
+    print_verdict(verdict, CATALOGUE[DEMO_STRATEGY], 200)
+    if verdict.holds:
+        print("\nDemo FAILED: the known violation was not found.")
+        return 1
+    print("\nDemo succeeded: the checker found the violation above.")
+    return 0
+
+
+COMMANDS = {"verify": cmd_verify, "list": cmd_list, "demo": cmd_demo}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code (the console script exits with it)."""
+    try:
+        args = build_parser().parse_args(sys.argv[1:] if argv is None else list(argv))
+        return COMMANDS[args.command](args)
+    except SystemExit as done:  # --help
+        return done.code if isinstance(done.code, int) else 0
+    except UsageError as err:
+        _complain(str(err))
+        return USAGE_ERROR
+    except BrokenPipeError:  # e.g. `maildircheck list | head`: the reader left; stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except Exception as err:
+        _complain(f"the check did not complete: {type(err).__name__}: {err}")
+        return CHECK_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

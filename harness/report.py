@@ -1,0 +1,172 @@
+"""What `maildircheck` shows a person: the verdict report and the catalogue listing.
+
+This module owns the human renderings, made with rich: `print_verdict` (a header naming
+the strategy, profile and faults, a table of the properties and their status, and on a
+violation the reason, the counterexample's timeline, the figures and the replay command)
+and `print_catalogue` (the strategies, profiles, faults and properties). The timeline and
+the replay command are written as plain text, never wrapped, so they align and can be
+copied when piped; colour is rich's to decide (none when piped or under NO_COLOR). The
+command line and the JSON output are `maildircheck.harness.cli`'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from maildircheck.harness.verify import Verdict
+from maildircheck.impl.strategies import StrategyInfo
+from maildircheck.model.persistence import PROFILES
+from maildircheck.model.properties import PROPERTIES
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+STATUS_STYLE = {
+    "holds": "green",
+    "violated": "bold red",
+    "observed": "yellow",
+    "not checked": "dim",
+}
+
+
+def _console() -> Console:
+    # Made per call, so it writes to whatever sys.stdout is now (pytest swaps it).
+    return Console(highlight=False)
+
+
+def strategy_summary(bug_class: str | None, summary: str) -> str:
+    """ "B1: what it does", whether or not the summary already starts with "B1 - "."""
+    if not bug_class:
+        return summary
+    rest = summary.removeprefix(bug_class).lstrip(" -:")
+    return f"{bug_class}: {rest}" if rest else bug_class
+
+
+def _header(verdict: Verdict, info: StrategyInfo | None, max_examples: int) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    strategy = verdict.strategy
+    if info is not None and (info.bug_class or info.summary):
+        strategy += f"  ({strategy_summary(info.bug_class, info.summary)})"
+    grid.add_row("strategy", Text(strategy))
+    if info is not None and info.expected:
+        grid.add_row("expected to break", Text(", ".join(info.expected)))
+    profile = PROFILES.get(verdict.env)
+    env = verdict.env + (f"  ({profile.summary})" if profile else "")
+    grid.add_row("env", Text(env))
+    grid.add_row("faults", Text(", ".join(verdict.faults) or "none"))
+    seed = "derandomized" if verdict.seed is None else f"seed {verdict.seed}"
+    grid.add_row("budget", Text(f"{max_examples} examples, {seed}"))
+    return grid
+
+
+def _property_table(verdict: Verdict) -> Table:
+    table = Table(title="Properties", title_justify="left")
+    table.add_column("ID")
+    table.add_column("property")
+    table.add_column("kind")
+    table.add_column("status")
+    for pid, prop in PROPERTIES.items():
+        status = verdict.status(pid)
+        table.add_row(
+            pid,
+            prop.name,
+            "safety" if prop.safety else "quality",
+            Text(status, style=STATUS_STYLE.get(status, "")),
+        )
+    return table
+
+
+def _figures(verdict: Verdict) -> str:
+    return (
+        f"{verdict.examples} examples, {verdict.syscalls} syscalls, {verdict.seconds:.2f} seconds"
+    )
+
+
+def print_verdict(
+    verdict: Verdict, info: StrategyInfo | None, max_examples: int, console: Console | None = None
+) -> None:
+    """The human report of one `verify` run."""
+    out = console or _console()
+    out.print(Text("maildircheck verify", style="bold"))
+    out.print(_header(verdict, info, max_examples))
+    out.print()
+    out.print(_property_table(verdict))
+    violation = verdict.violation
+    if violation is None:
+        out.print(Text(f"Every checked property holds ({_figures(verdict)}).", style="green"))
+    else:
+        name = PROPERTIES[violation.prop].name if violation.prop in PROPERTIES else "lifecycle"
+        out.print(Text(f"VIOLATED {violation.prop} {name}", style="bold red"))
+        out.print(Text(f"  {violation.why}"))
+        if verdict.timeline is not None:
+            out.print()
+            out.print(Text(f"Counterexample ({verdict.timeline.syscalls} syscalls):", "bold"))
+            out.out(verdict.timeline.render(), highlight=False)
+        out.print()
+        out.print(Text(f"Found after {_figures(verdict)}."))
+    for pid, first in verdict.observed.items():
+        if verdict.status(pid) == "observed":
+            out.print(Text(f"Observed, not checked: {first}", style="yellow"))
+    out.print()
+    out.print(Text("Replay:", style="bold"))
+    out.out("  " + verdict.replay_command(), highlight=False)
+
+
+def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(Text(cell) for cell in row))
+    return table
+
+
+def print_catalogue(data: Mapping[str, Any], console: Console | None = None) -> None:
+    """The human rendering of `maildircheck list` (`data` as the CLI's `catalogue()`)."""
+    out = console or _console()
+    out.print(
+        _table(
+            "Strategies",
+            ("name", "breaks", "summary"),
+            [
+                (
+                    s["name"],
+                    ", ".join(s["expected"]) or "-",
+                    strategy_summary(s["bug_class"], s["summary"]),
+                )
+                for s in data["strategies"]
+            ],
+        )
+    )
+    out.print(
+        _table(
+            "Profiles (--env)",
+            ("name", "summary", "spec"),
+            [(p["name"], p["summary"], ", ".join(p["specs"])) for p in data["profiles"]],
+        )
+    )
+    out.print(
+        _table(
+            "Faults (--faults)",
+            ("name", "summary", "spec"),
+            [(f["name"], f["summary"], f["spec"]) for f in data["faults"]],
+        )
+    )
+    out.print(
+        _table(
+            "Properties",
+            ("ID", "name", "kind", "statement"),
+            [
+                (p["id"], p["name"], "safety" if p["safety"] else "quality", p["statement"])
+                for p in data["properties"]
+            ],
+        )
+    )
+    out.out(
+        "Strategies may also be given as path/to/file.py:function. "
+        "Default faults: " + ", ".join(data["default_faults"]) + ".",
+        highlight=False,
+    )
