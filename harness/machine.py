@@ -27,7 +27,7 @@ from maildircheck.model.lifecycle import Stage
 from maildircheck.model.outcome import DeliveryRequest, Outcome, PermanentFailure, Strategy
 from maildircheck.model.persistence import CrashChoice, Profile
 from maildircheck.model.properties import DeliveryRecord, Violation
-from maildircheck.model.syscalls import Interrupted, Syscall
+from maildircheck.model.syscalls import Interrupted, Syscall, Unlink
 
 PID_POOL = (100, 101, 102)
 MAX_DELIVERIES = 2
@@ -106,7 +106,7 @@ class DeliveryMachine(RuleBasedStateMachine):
         self.count += 1
         label = f"D{self.count}"
         proc, record = self.host.spawn_delivery(label, free[pid % len(free)], message)
-        gen = self.config.strategy(DeliveryRequest(world.ROOT))
+        gen = world.start(self.config.strategy, DeliveryRequest(world.ROOT))
         actor = Actor(label, "deliver", proc, gen, None, record)
         self.actors.append(actor)
         self.timeline.event(label, f"MTA starts delivering {message} (pid {proc.pid})")
@@ -205,15 +205,17 @@ class DeliveryMachine(RuleBasedStateMachine):
                 actor.label, world.short(request), world.show(reply), fault or ""
             )
         self.log.syscalls += 1
-        self._advance(actor, reply)
+        if actor.record is not None and isinstance(request, Unlink) and isinstance(reply, OSError):
+            actor.record.refused_unlinks.add(request.path)
         if actor.kind == "reader":
             self.host.note_reader_step(request, before)
         self._check(actor, before)
-        for a in [*self.actors, actor]:
+        for a in self.actors:
             if a.record is not None:
                 label = self._track_stage(a)
                 if a is actor and label:
                     line.transition = label
+        self._advance(actor, reply)  # may end the process: its report is judged in _end
 
     def _advance(self, actor: Actor, reply: object) -> None:
         try:
@@ -242,10 +244,8 @@ class DeliveryMachine(RuleBasedStateMachine):
         after, label = self.host.stage_step(actor.record, before)
         actor.stage = after
         if label is None:
-            note = f"off the protocol: {before.value} -> {after.value}"
-            if self.config.strict_lifecycle:
-                self._raise(Violation("L1", f"{actor.label} went {before.value} -> {after.value}"))
-            return note
+            self._raise(Violation("L1", f"{actor.label} went {before.value} -> {after.value}"))
+            return f"off the protocol: {before.value} -> {after.value}"
         return f"{before.value} -> {after.value}" if label else ""
 
     def _check(self, actor: Actor | None, before: dict[int, str] | None = None) -> None:
@@ -259,7 +259,7 @@ class DeliveryMachine(RuleBasedStateMachine):
     def _raise(self, violation: Violation | None) -> None:
         if violation is None:
             return
-        if violation.prop not in self.config.fail_on and violation.prop != "L1":
+        if violation.prop not in self.config.fail_on:
             self.log.observed.setdefault(violation.prop, str(violation))
             return
         self.timeline.event("check", f"VIOLATED {violation}", self.host.explain(violation))

@@ -8,6 +8,7 @@ CLI prints (schema documented in docs/counterexamples.md).
 
 from __future__ import annotations
 
+import shlex
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,7 @@ class Verdict:
     syscalls: int
     seconds: float
     seed: int | None
+    max_examples: int = 200
 
     @property
     def holds(self) -> bool:
@@ -50,11 +52,16 @@ class Verdict:
 
     def replay_command(self) -> str:
         faults = ",".join(self.faults) or "none"
-        cmd = f"maildircheck verify --strategy {self.strategy} --env {self.env} --faults {faults}"
+        cmd = (
+            f"maildircheck verify --strategy {shlex.quote(self.strategy)} --env {self.env} "
+            f"--faults {faults} --max-examples {self.max_examples}"
+        )
         if self.seed is not None:
             cmd += f" --seed {self.seed}"
         if "P6" in self.checked:
             cmd += " --quality"
+        if "L1" in self.checked:
+            cmd += " --strict-lifecycle"
         return cmd
 
     def as_json(self) -> dict[str, Any]:
@@ -74,11 +81,7 @@ class Verdict:
             },
             "violation": None
             if v is None
-            else {
-                "property": v.prop,
-                "name": PROPERTIES[v.prop].name if v.prop in PROPERTIES else "lifecycle",
-                "why": v.why,
-            },
+            else {"property": v.prop, "name": PROPERTIES[v.prop].name, "why": v.why},
             "counterexample": None
             if self.timeline is None
             else {
@@ -107,7 +110,7 @@ def verify(
     """Search for a violation of P1-P5 (and P6 with `quality`) within the budget."""
     func = resolve(strategy) if isinstance(strategy, str) else strategy
     name = strategy if isinstance(strategy, str) else getattr(func, "__name__", "strategy")
-    checked = SAFETY + (("P6",) if quality else ())
+    checked = SAFETY + (("P6",) if quality else ()) + (("L1",) if strict_lifecycle else ())
     config = Config(func, PROFILES[env], faults, frozenset(checked), strict_lifecycle)
     log = RunLog()
     test = get_state_machine_test(
@@ -144,4 +147,5 @@ def verify(
         log.syscalls,
         time.perf_counter() - started,
         seed_value,
+        max_examples,
     )

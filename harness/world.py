@@ -10,13 +10,15 @@ bytes and has no final newline, and each needs several writes (the model's pipe 
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass
+from typing import Any
 
 from maildircheck.model import persistence
 from maildircheck.model.fs import DataOp, FileSystem, MetaOp
 from maildircheck.model.kernel import Kernel, Process
 from maildircheck.model.lifecycle import FORBIDDEN, Facts, Stage, stage_of, transition
-from maildircheck.model.outcome import Delivered
+from maildircheck.model.outcome import Delivered, DeliveryRequest, Strategy
 from maildircheck.model.persistence import PROFILES, CrashChoice, Profile
 from maildircheck.model.properties import (
     DeliveryRecord,
@@ -42,6 +44,24 @@ MESSAGES: dict[str, bytes] = {
     "m2": b"Subject: two\r\n\r\nbinary \x00\xff\xfe data\r\n" + b"8-bit \xe9t\xe9 " * 6 + b"end",
     "m3": b"Subject: three\n\nshort\n",
 }
+
+
+def start(strategy: Strategy, request: DeliveryRequest) -> Generator[Syscall[Any], object, Any]:
+    """The strategy's generator; a strategy that fails before yielding fails like an agent
+    that crashes at start-up (its exception is raised at the first step)."""
+    try:
+        gen = strategy(request)
+    except Exception as err:
+        failure = err
+
+        def crashed() -> Generator[Syscall[Any], object, Any]:
+            raise failure
+            yield  # pragma: no cover - makes this a generator
+
+        return crashed()
+    if not isinstance(gen, Generator):
+        raise TypeError(f"the strategy returned {type(gen).__name__}, not a generator")
+    return gen
 
 
 def short(request: Syscall[object]) -> str:
@@ -111,12 +131,12 @@ class Host:
     ) -> list[Violation]:
         found = [
             check_visible(self.fs, self.layout, self.messages),
-            check_durable_success(self.fs, self.judge, self.layout, self.records, self.consumed),
-            check_crash_states(self.fs, self.judge, self.layout, self.messages),
             check_clobber(before, self.fs, self.layout, actor, is_reader, self.messages)
             if actor and before is not None
             else None,
             check_unique_names(self.records),
+            check_durable_success(self.fs, self.judge, self.layout, self.records, self.consumed),
+            check_crash_states(self.fs, self.judge, self.layout, self.messages),
             find_duplicates(self.fs, self.layout, self.messages),
         ]
         return [v for v in found if v is not None]
@@ -129,7 +149,11 @@ class Host:
         fs = self.fs
         mine = {ino for ino, node in fs.inodes.items() if node.creator == rec.label}
         unsynced = {op.ino for op in fs.pending if isinstance(op, DataOp)}
-        tmp = [i for i in fs.entries[self.layout.tmp].values() if i in mine]
+        tmp = [
+            i
+            for name, i in fs.entries[self.layout.tmp].items()
+            if i in mine and f"{ROOT}/tmp/{name}" not in rec.refused_unlinks
+        ]
         shown = [i for d in self.layout.visible for i in fs.entries[d].values() if i in mine]
         complete = [i for i in shown if fs.inodes[i].data == rec.content]
         reported = None

@@ -150,19 +150,28 @@ def link_into_new(request: DeliveryRequest, tmp: str, name: str) -> SyscallGen[s
 
 
 def _discard(path: str) -> SyscallGen[None]:
-    try:
-        yield from call(Unlink(path))
-    except OSError:
-        pass
+    """Remove `path`, tolerating errors. An interruption (SIGTERM, the timer) that arrives
+    now only repeats what we are already doing - winding up - so the call is made anyway."""
+    for _ in range(2):
+        try:
+            yield from call(Unlink(path))
+            return
+        except Interrupted:
+            continue
+        except OSError:
+            return
 
 
 def _abandon(fd: int, tmp: str) -> SyscallGen[None]:
     """A13: close what is open and remove the temporary file; errors here change nothing."""
-    if fd >= 0:
+    for _ in range(2 if fd >= 0 else 0):
         try:
             yield from call(Close(fd))
+            break
+        except Interrupted:
+            continue
         except OSError:
-            pass
+            break
     if tmp:
         yield from _discard(tmp)
 

@@ -30,16 +30,7 @@ from maildircheck.impl.catalogue import (
     b11_content_altered,
 )
 from maildircheck.model.outcome import Strategy
-
-PROPERTIES = {
-    "P1": "no-partial",
-    "P2": "no-early-success",
-    "P3": "no-clobber",
-    "P4": "honest-failure",
-    "P5": "no-false-bounce",
-    "P6": "at-most-once",
-}
-"""The property IDs of the spec that `StrategyInfo.expected` may name (P6 is a quality)."""
+from maildircheck.model.properties import PROPERTIES as PROPERTIES
 
 
 class StrategyError(ValueError):
@@ -56,6 +47,8 @@ class StrategyInfo:
     summary: str  # one line: the first line of the module's docstring
     source: str  # one line: the real agent, file/function and version it comes from
     expected: tuple[str, ...]  # property IDs (see PROPERTIES) it is expected to break
+    unsafe_on: tuple[str, ...] = ()  # the persistence profiles where the flaw really bites
+    exposed_by: tuple[str, ...] = ()  # the faults (model.faults) that expose it there
 
 
 def _first_line(doc: str | None) -> str:
@@ -63,67 +56,122 @@ def _first_line(doc: str | None) -> str:
     return lines[0].strip() if lines else ""
 
 
+ALL_PROFILES = ("sync", "ext4-ordered", "ext4-writeback", "posix")
+CRASHING = ("ext4-ordered", "ext4-writeback", "posix")  # where unsynced state can be lost
+
+
 def _entry(
-    name: str, function: Strategy, bug: str | None, source: str, expected: tuple[str, ...]
+    name: str,
+    function: Strategy,
+    bug: str | None,
+    source: str,
+    expected: tuple[str, ...],
+    unsafe_on: tuple[str, ...] = ALL_PROFILES,
+    exposed_by: tuple[str, ...] = (),
 ) -> StrategyInfo:
     summary = _first_line(sys.modules[function.__module__].__doc__)
-    return StrategyInfo(name, function, bug, summary, source, expected)
+    return StrategyInfo(name, function, bug, summary, source, expected, unsafe_on, exposed_by)
 
 
 _ENTRIES = (
     _entry(
-        "correct", correct.deliver, None,
-        "this project, impl/deliver.py (maildir(5) plus a checked fsync of new/)", (),
+        "correct",
+        correct.deliver,
+        None,
+        "this project, impl/deliver.py (maildir(5) plus a checked fsync of new/)",
+        (),
+        (),
     ),
     _entry(
-        "vpopmail-4.10.14", b1_vpopmail.deliver, "B1",
-        "vpopmail 4.10.3-4.10.14 vdelivermail.c deliver_mail (seed report)", ("P1", "P2"),
-    ),
-    _entry(
-        "no-fsync", b2_no_fsync.deliver, "B2",
-        "vpopmail FILE_SYNC off; Courier deliverquota.c; isync FSync no; Dovecot mail_fsync=never",
+        "vpopmail-4.10.14",
+        b1_vpopmail.deliver,
+        "B1",
+        "vpopmail 4.10.3-4.10.14 vdelivermail.c deliver_mail (seed report)",
         ("P1", "P2"),
     ),
     _entry(
-        "close-unchecked", b3_close_unchecked.deliver, "B3",
-        "Courier deliverquota.c (no fsync, close unchecked)", ("P1", "P2"),
+        "no-fsync",
+        b2_no_fsync.deliver,
+        "B2",
+        "vpopmail FILE_SYNC off; Courier deliverquota.c; isync FSync no; Dovecot mail_fsync=never",
+        ("P1", "P2"),
+        CRASHING,
+        ("power-loss",),
     ),
     _entry(
-        "rename-clobber", b4_rename_clobber.deliver, "B4",
+        "close-unchecked",
+        b3_close_unchecked.deliver,
+        "B3",
+        "Courier deliverquota.c (no fsync, close unchecked)",
+        ("P1", "P2"),
+        CRASHING,
+        ("enospc",),
+    ),
+    _entry(
+        "rename-clobber",
+        b4_rename_clobber.deliver,
+        "B4",
         "Dovecot maildir-save.c; isync drv_maildir.c; Exim appendfile.c; OpenSMTPD mail.maildir",
         ("P3",),
     ),
     _entry(
-        "non-exclusive-create", b5_nonexclusive.deliver, "B5",
+        "non-exclusive-create",
+        b5_nonexclusive.deliver,
+        "B5",
         "vpopmail vdelivermail.c deliver_to_maildir; Courier maildrop maildircreate.C",
         ("P1", "P3"),
     ),
     _entry(
-        "no-dir-fsync", b6_no_dir_fsync.deliver, "B6",
+        "no-dir-fsync",
+        b6_no_dir_fsync.deliver,
+        "B6",
         "all but Dovecot: qmail-local.c, Postfix local/maildir.c, Python mailbox.py, ...",
         ("P2",),
+        CRASHING,
+        ("power-loss",),
     ),
     _entry(
-        "ambiguous-link-fails", b7_ambiguous_link.deliver, "B7",
+        "ambiguous-link-fails",
+        b7_ambiguous_link.deliver,
+        "B7",
         "qmail-local.c maildir_child; Python mailbox.py Maildir.add; getmail6; safecat.c",
         ("P6",),
+        ALL_PROFILES,
+        ("lost-reply",),
     ),
     _entry(
-        "success-when-gone", b8_success_when_gone.deliver, "B8",
-        "vpopmail vdelivermail.c DeleteMail path (positive errno taken for success)", ("P2",),
+        "success-when-gone",
+        b8_success_when_gone.deliver,
+        "B8",
+        "vpopmail vdelivermail.c DeleteMail path (positive errno taken for success)",
+        ("P2",),
+        ALL_PROFILES,
+        ("enospc",),
     ),
     _entry(
-        "transient-as-permanent", b9_transient_permanent.deliver, "B9",
+        "transient-as-permanent",
+        b9_transient_permanent.deliver,
+        "B9",
         "Postfix src/local/maildir.c (5.2.0 on EIO/EEXIST); Courier deliverquota.c (exit 74)",
         ("P5",),
+        ALL_PROFILES,
+        ("eio",),
     ),
     _entry(
-        "tmp-leak", b10_tmp_leak.deliver, "B10",
-        "Python Lib/mailbox.py Maildir.add (sync/close raising)", ("P4",),
+        "tmp-leak",
+        b10_tmp_leak.deliver,
+        "B10",
+        "Python Lib/mailbox.py Maildir.add (sync/close raising)",
+        ("P4",),
+        ALL_PROFILES,
+        ("eio",),
     ),
     _entry(
-        "content-altered", b11_content_altered.deliver, "B11",
-        "OpenSMTPD mail.maildir (line-based copy)", ("P1",),
+        "content-altered",
+        b11_content_altered.deliver,
+        "B11",
+        "OpenSMTPD mail.maildir (line-based copy)",
+        ("P1",),
     ),
 )
 

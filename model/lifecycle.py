@@ -42,6 +42,7 @@ TRANSITIONS: dict[tuple[Stage, Stage], str] = {
     (Stage.WRITING, Stage.STAGED): "write the last byte",
     (Stage.WRITING, Stage.SAFE_IN_TMP): "write the last byte (sync)",
     (Stage.STAGED, Stage.SAFE_IN_TMP): "fsync the file",
+    (Stage.STAGED, Stage.WRITING): "close reports a write error: unsynced data is lost (F7)",
     (Stage.SAFE_IN_TMP, Stage.VISIBLE): "link tmp/ into new/",
     (Stage.SAFE_IN_TMP, Stage.DURABLE): "link tmp/ into new/ (durable at once)",
     (Stage.VISIBLE, Stage.DURABLE): "fsync new/",

@@ -227,37 +227,44 @@ def fate_vectors(profile: Profile, count: int) -> Iterator[tuple[int, ...]]:
             yield (0,) * k + (lose,) * (count - k)
 
 
-def meta_witnesses(profile: Profile, metas: list[MetaOp]) -> Iterator[int]:
-    """`dropped_meta` values that together reach every directory entry a crash can leave:
-    each journal prefix (for `posix` expressed as a mask dropping the tail)."""
-    if profile.is_sync:
-        yield 0
-        return
-    for kept in range(len(metas), -1, -1):
-        dropped = len(metas) - kept
-        if profile.ordering is Ordering.JOURNAL:
-            yield dropped
-        else:
-            yield ((1 << len(metas)) - 1) ^ ((1 << kept) - 1)
+def _dropped_for(profile: Profile, total: int, kept: int) -> int:
+    """The `dropped_meta` value that keeps the first `kept` of `total` metadata operations."""
+    if profile.ordering is Ordering.JOURNAL:
+        return total - kept
+    return ((1 << total) - 1) ^ ((1 << kept) - 1)
 
 
 def find_crash_state(
     fs: FileSystem,
     profile: Profile,
+    dirs: tuple[int, ...],
     bad: Callable[[dict[int, dict[str, int]], dict[int, bytes]], str | None],
 ) -> tuple[CrashChoice, str] | None:
-    """A crash state in which `bad` reports a problem, or None when there is none.
+    """A crash state in which `bad` (which looks only at `dirs`) reports a problem, or None.
 
-    Exact for which directory entries may survive (every prefix; under `posix` an entry can
-    only exist if the operation adding it survived, and keeping a prefix is one way); data
-    fates are covered by `fate_vectors`."""
+    Exact for which entries of `dirs` may survive: an entry exists after a crash only if the
+    operation adding it (or the durable state) put it there and no later surviving operation
+    removed it, so keeping every prefix that ends just before or just after an operation
+    touching `dirs` reaches every such entry - under a journal those are the only states, and
+    under `posix` a prefix is one allowed subset. The contents of the files those entries
+    name are covered by `fate_vectors` over their unsynced writes (others are kept)."""
     if profile.is_sync:
         return None
     metas = meta_ops(fs)
-    count = len(data_ops(fs))
-    for fates in fate_vectors(profile, count):
-        for dropped in meta_witnesses(profile, metas):
-            choice = CrashChoice(dropped, fates)
+    touching = [i for i, op in enumerate(metas) if any(ch.dir_ino in dirs for ch in op.changes)]
+    inos = {i for d in dirs for i in fs.durable_entries.get(d, {}).values()}
+    inos |= {ch.ino for i in touching for ch in metas[i].changes if ch.ino is not None}
+    datas = data_ops(fs)
+    relevant = [k for k, op in enumerate(datas) if op.ino in inos]
+    prefixes = sorted({0, len(metas)} | {i for i in touching} | {i + 1 for i in touching})
+    if not touching and not relevant:
+        prefixes = [len(metas)]  # nothing pending reaches `dirs`: every crash state agrees
+    for sub in fate_vectors(profile, len(relevant)):
+        fates = [0] * len(datas)
+        for k, fate in zip(relevant, sub, strict=True):
+            fates[k] = fate
+        for kept in reversed(prefixes):
+            choice = CrashChoice(_dropped_for(profile, len(metas), kept), tuple(fates))
             why = bad(*crash_view(fs, profile, choice))
             if why is not None:
                 return choice, why

@@ -9,8 +9,8 @@ shows it) or None. The checker calls them after every step.
   P2 no-early-success  after a delivery reports success its message is in new/ or cur/ in
                        every crash state from then on (computed, not sampled);
   P3 no-clobber        a delivery never replaces or removes another message; names unique;
-  P4 honest-failure    after a reported failure the delivery left no tmp/ file and nothing
-                       partial;
+  P4 honest-failure    after a reported failure the delivery left no tmp/ file (unless the
+                       file system refused its unlink) and nothing partial;
   P5 no-false-bounce   a transient problem is never reported as a permanent failure;
   P6 at-most-once      (quality) a message appears under at most one name in new/ and cur/.
 """
@@ -18,7 +18,7 @@ shows it) or None. The checker calls them after every step.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from maildircheck.model.fs import FileSystem
 from maildircheck.model.outcome import Delivered, Outcome, PermanentFailure
@@ -78,6 +78,13 @@ PROPERTIES: dict[str, PropertyInfo] = {
     )
 }
 SAFETY = tuple(p for p, info in PROPERTIES.items() if info.safety)
+PROPERTIES["L1"] = PropertyInfo(
+    "L1",
+    "lifecycle",
+    "every step of a delivery is an edge of the lifecycle table (model/lifecycle.py); "
+    "checked on request (--strict-lifecycle), as flawed strategies leave it by design",
+    safety=False,
+)
 
 
 @dataclass(frozen=True)
@@ -120,6 +127,7 @@ class DeliveryRecord:
     content: bytes
     outcome: Outcome | None = None
     ended: str | None = None  # "killed" or "power loss" when it died without reporting
+    refused_unlinks: set[str] = field(default_factory=set)  # paths whose unlink failed
 
 
 def describe_content(content: bytes, messages: Mapping[bytes, str]) -> str:
@@ -171,7 +179,9 @@ def check_crash_states(
     fs: FileSystem, profile: Profile, layout: Layout, messages: Mapping[bytes, str]
 ) -> Violation | None:
     """P1 in every state a power loss could leave now."""
-    found = find_crash_state(fs, profile, lambda e, d: _bad_entry(e, d, layout, messages))
+    found = find_crash_state(
+        fs, profile, layout.visible, lambda e, d: _bad_entry(e, d, layout, messages)
+    )
     if found is None:
         return None
     choice, why = found
@@ -260,7 +270,8 @@ def check_honest_failure(
     if rec.outcome is None or isinstance(rec.outcome, Delivered):
         return None
     for name, ino in sorted(fs.entries[layout.tmp].items()):
-        if fs.inodes[ino].creator == rec.label:
+        path = f"{layout.root}/tmp/{name}"
+        if fs.inodes[ino].creator == rec.label and path not in rec.refused_unlinks:
             return Violation("P4", f"{rec.label} reported failure but left tmp/{name}")
     for d in layout.visible:
         for name, ino in sorted(fs.entries[d].items()):
