@@ -113,6 +113,11 @@ class Host:
     def spawn_helper(self, label: str, pid: int) -> Process:
         return Process(label[0].upper(), pid, HOST)
 
+    def key(self) -> tuple[int, int, int]:
+        """Changes whenever a property's answer could: the file system, a report, a deletion."""
+        reports = sum(1 for r in self.records if r.outcome is not None)
+        return (self.fs.version, reports, len(self.consumed))
+
     def visible(self) -> dict[int, str]:
         return visible_messages(self.fs, self.layout)
 

@@ -43,6 +43,12 @@ class Fault:
     errno: int | None = None
     targets: tuple[type[Syscall[Any]], ...] = ()
 
+    def can_hit(self, kind: str) -> bool:
+        """Can this fault hit some request of this kind ("open", "link", "fsync_dir"...)?"""
+        names = {t.__name__.lower() for t in self.targets}
+        names |= {{"fsyncdir": "fsync_dir", "fdatasync": "fsync"}.get(n, n) for n in names}
+        return kind in names
+
     def hits(self, request: Syscall[Any]) -> bool:
         if isinstance(request, Open) and self.errno in (errno.ENOSPC, errno.EDQUOT):
             return OpenFlag.CREAT in request.flags

@@ -80,6 +80,7 @@ class FileSystem:
     durable_data: dict[int, bytes] = field(default_factory=dict)
     pending: list[PendingOp] = field(default_factory=list)
     next_ino: int = ROOT_INO + 1
+    version: int = 0  # bumped by every change to either view (lets checkers skip re-checks)
 
     @classmethod
     def with_dirs(cls, *paths: str) -> FileSystem:
@@ -150,6 +151,7 @@ class FileSystem:
         return ino
 
     def _change(self, label: str, *changes: EntryChange) -> None:
+        self.version += 1
         for ch in changes:
             if ch.ino is None:
                 self.entries[ch.dir_ino].pop(ch.name, None)
@@ -217,6 +219,7 @@ class FileSystem:
         return old
 
     def write(self, ino: int, offset: int, data: bytes, now_us: int, path: str = "") -> None:
+        self.version += 1
         node = self.inodes[ino]
         end = offset + len(data)
         if len(node.data) < offset:
@@ -227,6 +230,7 @@ class FileSystem:
         self.pending.append(DataOp(ino, offset, data, label=f"write {where} at {offset}"))
 
     def truncate(self, ino: int, size: int, now_us: int, path: str = "") -> None:
+        self.version += 1
         node = self.inodes[ino]
         del node.data[size:]
         node.mtime_us = now_us
@@ -237,12 +241,16 @@ class FileSystem:
     # --- durability ---------------------------------------------------------------------
     def make_durable(self, keep: list[PendingOp]) -> None:
         """Apply `keep` (a sub-list of `pending`, in order) to the durable view."""
+        if not keep:
+            return
+        self.version += 1
         chosen = {id(op) for op in keep}
         for op in keep:
             apply_to(self.durable_entries, self.durable_data, op)
         self.pending = [op for op in self.pending if id(op) not in chosen]
 
     def make_all_durable(self) -> None:
+        self.version += 1
         self.pending = []
         self.durable_entries = {d: dict(e) for d, e in self.entries.items()}
         self.durable_data = {i: bytes(n.data) for i, n in self.inodes.items()}

@@ -133,6 +133,7 @@ class Kernel:
 
     def _lose_unsynced(self, ino: int) -> None:
         fs = self.fs
+        fs.version += 1
         fs.pending = [op for op in fs.pending if not (isinstance(op, DataOp) and op.ino == ino)]
         fs.inodes[ino].data = bytearray(fs.durable_data.get(ino, b""))
 

@@ -72,7 +72,7 @@ def test_entry_resolves_and_documents_itself(name: str) -> None:
     assert "Source:" in doc
     assert info.expected
     for prop in info.expected:
-        assert f"{prop} {PROPERTIES[prop]}" in doc
+        assert f"{prop} {PROPERTIES[prop].name}" in doc
 
 
 def test_resolve_user_file(tmp_path: Path) -> None:
