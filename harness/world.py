@@ -64,7 +64,7 @@ def start(strategy: Strategy, request: DeliveryRequest) -> Generator[Syscall[Any
     return gen
 
 
-def short(request: Syscall[object]) -> str:
+def short(request: Syscall[Any]) -> str:
     """A request as the timeline shows it: paths relative to the maildir."""
     return str(request).replace(ROOT + "/", "")
 
@@ -121,7 +121,7 @@ class Host:
     def visible(self) -> dict[int, str]:
         return visible_messages(self.fs, self.layout)
 
-    def note_reader_step(self, request: Syscall[object], before: dict[int, str]) -> None:
+    def note_reader_step(self, request: Syscall[Any], before: dict[int, str]) -> None:
         """The reader deleted a message: the user is done with it (it ends P2's duty)."""
         if isinstance(request, Unlink):
             for ino, where in before.items():
