@@ -75,6 +75,7 @@ class Actor:
     interrupt: bool = False
     terminated: bool = False  # SIGTERM was sent (once: a second one changes nothing)
     entropy: int = 0  # what getrandom answers this process
+    armed: tuple[str, str] | None = None  # (fault, syscall kind) waiting for its request
 
 
 class DeliveryMachine(RuleBasedStateMachine):
@@ -101,7 +102,9 @@ class DeliveryMachine(RuleBasedStateMachine):
             [m for m in self.host.undelivered() if m not in busy]
         )
 
-    def start_delivery(self, which: int, pid: int, count: int, entropy: int) -> None:
+    def start_delivery(
+        self, which: int, pid: int, count: int, entropy: int, fault: tuple[str, str] | None
+    ) -> None:
         """The MTA starts a delivery (or a retry) of a message not yet delivered, and the
         new process runs its first `count` syscalls; getrandom answers it `entropy`."""
         busy = {a.record.message for a in self.deliveries() if a.record}
@@ -116,27 +119,29 @@ class DeliveryMachine(RuleBasedStateMachine):
         self.actors.append(actor)
         self.timeline.event(label, f"MTA starts delivering {message} (pid {proc.pid})")
         self._advance(actor, None)
-        self._run(actor, count, None)
+        self._run(actor, count, fault)
 
     def run_delivery(self, which: int, count: int, fault: tuple[str, str] | None) -> None:
-        """Run one delivering process for up to `count` syscalls; `fault` = (fault, kind)
-        hits the first request of that kind among them."""
+        """Run one delivering process for up to `count` syscalls. `fault` = (fault, kind)
+        arms that fault for the process's next request of that kind (X4-X7)."""
         live = self.deliveries()
         self._run(live[which % len(live)], count, fault)
 
     def _run(self, actor: Actor, count: int, fault: tuple[str, str] | None) -> None:
+        if fault is not None:
+            actor.armed = fault
         for _ in range(count):
             if actor not in self.actors:
                 return
             hit = None
-            request = actor.request
+            request, armed = actor.request, actor.armed
             if (
-                fault
+                armed
                 and request
-                and kind_of(request) == fault[1]
-                and FAULTS[fault[0]].hits(request)
+                and kind_of(request) == armed[1]
+                and FAULTS[armed[0]].hits(request)
             ):
-                hit, fault = fault[0], None
+                hit, actor.armed = armed[0], None
             self._syscall(actor, hit)
 
     def run_reader(self, count: int) -> None:
@@ -306,6 +311,7 @@ def machine_for(config: Config, log: RunLog) -> type[DeliveryMachine]:
                 pid=st.integers(0, 2),
                 count=counts,
                 entropy=st.integers(0, 3),
+                fault=fault_draw,
             )(M.start_delivery)
         ),
         "r_run": has_delivery(

@@ -105,7 +105,7 @@ def verify(
     seed_value: int | None = None,
     quality: bool = False,
     strict_lifecycle: bool = False,
-    steps: int = 25,
+    steps: int = 12,
 ) -> Verdict:
     """Search for a violation of P1-P5 (and P6 with `quality`) within the budget."""
     func = resolve(strategy) if isinstance(strategy, str) else strategy
