@@ -134,8 +134,8 @@ def _convention_in(argv: Sequence[str]) -> str:
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = _Parser(
         prog=PROG,
-        description="Deliver the message on standard input into MAILDIR "
-        "(tmp/, fsync, link into new/, fsync new/) and print its name in new/.",
+        description="Deliver the message on standard input into MAILDIR (write it in tmp/,\n"
+        "fsync, link it into new/, fsync new/) and print the name of the file in new/.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,

@@ -16,6 +16,7 @@ import os
 import socket
 import stat
 import time
+from _thread import get_ident
 from collections.abc import Callable
 from typing import Any, BinaryIO, TypeVar, cast
 
@@ -106,11 +107,12 @@ class StopFlag:
     def __init__(self) -> None:
         self.reason: str | None = None
         self.waiting = False
+        self._waiter = -1
 
     def stop(self, reason: str) -> None:
         if self.reason is None:
             self.reason = reason
-        if self.waiting:
+        if self.waiting and get_ident() == self._waiter:  # raise only into the waiting thread
             self.waiting = False
             raise Interrupted(self.reason)
 
@@ -118,6 +120,7 @@ class StopFlag:
         """Run `blocking` so that `stop` can abandon it."""
         if self.reason is not None:
             raise Interrupted(self.reason)
+        self._waiter = get_ident()
         self.waiting = True
         try:
             return blocking()
@@ -233,8 +236,8 @@ def run_on_os(gen: SyscallGen[T], stdin: BinaryIO, stop: StopFlag | None = None)
                 interrupted = True
                 reply = Interrupted(stop.reason)
             else:
-                try:
-                    reply = perform_on_os(request, stdin, stop)
+                try:  # after the one interruption, blocking requests are plain again
+                    reply = perform_on_os(request, stdin, None if interrupted else stop)
                 except OSError as err:
                     reply = err
                 except Interrupted as err:
