@@ -158,16 +158,16 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def deliver_stdin(request: DeliveryRequest, stdin: BinaryIO) -> Outcome:
-    """Run `deliver` on the OS; SIGTERM and the alarm stop it with `Interrupted`."""
+    """Run `deliver` on the OS; SIGTERM, SIGINT and the alarm stop it with `Interrupted`."""
     stop = StopFlag()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        why = "24-hour delivery timer expired" if signum == signal.SIGALRM else "SIGTERM received"
-        stop.stop(why)
+        names = {signal.SIGALRM: "24-hour delivery timer expired", signal.SIGINT: "SIGINT received"}
+        stop.stop(names.get(signum, "SIGTERM received"))
 
     previous: list[tuple[int, Any]] = []
     try:
-        for signum in (signal.SIGTERM, signal.SIGALRM):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM):
             previous.append((signum, signal.signal(signum, on_signal)))
         signal.alarm(request.timeout_seconds)
     except ValueError:  # not the main thread: run without the handlers

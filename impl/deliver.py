@@ -54,8 +54,10 @@ from maildircheck.model.syscalls import (
     Mkdir,
     Open,
     OpenFlag,
+    R,
     ReadInput,
     StatResult,
+    Syscall,
     SyscallGen,
     Unlink,
     Write,
@@ -121,11 +123,21 @@ def copy_input(fd: int) -> SyscallGen[int]:
         total += len(chunk)
 
 
+def finishing(request: Syscall[R]) -> SyscallGen[R]:
+    """Make a call that must not be skipped once the message may be in new/: an
+    interruption (SIGTERM, the timer) arriving now is honoured by finishing, so the call
+    is made anyway. OSErrors propagate."""
+    try:
+        return (yield from call(request))
+    except Interrupted:
+        return (yield from call(request))
+
+
 def same_inode(a: str, b: str) -> SyscallGen[bool]:
     """A9: do both paths name one inode? (False when either is missing.)"""
     try:
-        sa: StatResult = yield from call(Lstat(a))
-        sb: StatResult = yield from call(Lstat(b))
+        sa: StatResult = yield from finishing(Lstat(a))
+        sb: StatResult = yield from finishing(Lstat(b))
     except OSError:
         return False
     return (sa.dev, sa.ino) == (sb.dev, sb.ino)
@@ -150,28 +162,20 @@ def link_into_new(request: DeliveryRequest, tmp: str, name: str) -> SyscallGen[s
 
 
 def _discard(path: str) -> SyscallGen[None]:
-    """Remove `path`, tolerating errors. An interruption (SIGTERM, the timer) that arrives
-    now only repeats what we are already doing - winding up - so the call is made anyway."""
-    for _ in range(2):
-        try:
-            yield from call(Unlink(path))
-            return
-        except Interrupted:
-            continue
-        except OSError:
-            return
+    """Remove `path`, tolerating errors (and finishing through an interruption)."""
+    try:
+        yield from finishing(Unlink(path))
+    except OSError:
+        pass
 
 
 def _abandon(fd: int, tmp: str) -> SyscallGen[None]:
     """A13: close what is open and remove the temporary file; errors here change nothing."""
-    for _ in range(2 if fd >= 0 else 0):
+    if fd >= 0:
         try:
-            yield from call(Close(fd))
-            break
-        except Interrupted:
-            continue
+            yield from finishing(Close(fd))
         except OSError:
-            break
+            pass
     if tmp:
         yield from _discard(tmp)
 
@@ -203,7 +207,7 @@ def close_file(fd: int) -> SyscallGen[None]:
 def fsync_new(root: str, final: str) -> SyscallGen[None]:
     """A10, correct: fsync new/; if that fails, take the entry back out and fail."""
     try:
-        yield from call(FsyncDir(f"{root}/new"))
+        yield from finishing(FsyncDir(f"{root}/new"))
     except OSError:
         yield from _discard(f"{root}/new/{final}")
         raise
