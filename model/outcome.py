@@ -2,7 +2,7 @@
 
 A strategy is a generator function `strategy(request) -> Outcome` written against
 `model.syscalls`. Its outcome is its only report: the CLI maps it to an exit code, the
-checker judges it against the file system (specs/properties.md, P2 and P4).
+checker judges it against the file system (specs/requirements.md, P2 and P4).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The Maildir properties (specs/properties.md, P1-P6) as checks on model states.
+"""The Maildir properties (specs/requirements.md, P1-P6) as checks on model states.
 
 Each check takes the model's file system and what the deliveries reported, and returns a
 `Violation` (property ID, a one-line reason, and for crash-state findings the crash that

@@ -1,0 +1,109 @@
+"""docs/ against the code.
+
+Owns: docs/lifecycle.md embeds exactly `mermaid()`'s text; the worked example of
+docs/own-agent.md (docs/examples/my_agent.py) resolves as a strategy, delivers on the real
+OS, holds under `sync` and is caught where the document says it is; the excerpt the
+document shows is the file's own text; relative links between the documents resolve.
+Budgets are small (100 examples, seed 1).
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import os
+import re
+from pathlib import Path
+
+import pytest
+from maildircheck.harness.verify import verify
+from maildircheck.impl.drivers import run_on_os
+from maildircheck.impl.strategies import describe, resolve
+from maildircheck.model.lifecycle import mermaid
+from maildircheck.model.outcome import Delivered, DeliveryRequest
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+EXAMPLE = ROOT / "docs" / "examples" / "my_agent.py"
+SPEC = f"{EXAMPLE}:deliver"
+
+
+def fenced(text: str, lang: str) -> list[str]:
+    """The bodies of the ```lang code blocks of a Markdown text."""
+    return re.findall(rf"^```{lang}\n(.*?)^```$", text, re.MULTILINE | re.DOTALL)
+
+
+def test_lifecycle_doc_embeds_the_diagram() -> None:
+    blocks = fenced((DOCS / "lifecycle.md").read_text(encoding="utf-8"), "mermaid")
+    assert blocks == [mermaid() + "\n"], "docs/lifecycle.md: paste mermaid()'s output again"
+
+
+# Mermaid's state-diagram lexer (mermaid-js/mermaid, stateDiagram.jison) reads a state id as
+# [^:\n\s\-\{]+ and a transition label as ":" followed by [^:\n;]+ - so a hyphen in an id or a
+# colon or semicolon inside a label makes the diagram fail to parse (checked with mermaid 10).
+_EDGE = re.compile(r"^\s*(\S+) --> (\S+?)(?:: (.*))?$")
+
+
+@pytest.mark.xfail(
+    reason="model/lifecycle.py mermaid() writes hyphenated state ids (safe-in-tmp) and a "
+    "label with a colon; Mermaid cannot parse them",
+    strict=False,
+)
+def test_lifecycle_diagram_is_valid_mermaid() -> None:
+    bad = []
+    for line in mermaid().splitlines()[1:]:
+        m = _EDGE.match(line)
+        assert m, f"not an edge: {line!r}"
+        src, dst, label = m.group(1), m.group(2), m.group(3) or ""
+        bad += [f"state id {s!r}" for s in (src, dst) if s != "[*]" and re.search(r"[-:{]", s)]
+        bad += [f"label {label!r}" for c in ":;" if c in label]
+    assert not bad, "Mermaid cannot parse: " + "; ".join(bad)
+
+
+def test_example_resolves_as_a_strategy() -> None:
+    func = resolve(SPEC)
+    assert inspect.isgeneratorfunction(func)
+    info = describe(SPEC)
+    assert info.bug_class is None and info.summary
+
+
+def test_example_delivers_on_the_os(tmp_path: Path) -> None:
+    root = tmp_path / "Maildir"
+    for sub in ("tmp", "new", "cur"):
+        (root / sub).mkdir(parents=True)
+    message = b"Subject: hi\r\n\r\nbinary \x00\xff body\n"
+    outcome = run_on_os(resolve(SPEC)(DeliveryRequest(str(root))), io.BytesIO(message))
+    assert isinstance(outcome, Delivered)
+    assert os.listdir(root / "tmp") == []
+    assert (root / "new" / outcome.name).read_bytes() == message
+
+
+def test_example_holds_under_sync() -> None:
+    v = verify(SPEC, "sync", max_examples=100, seed_value=1)
+    assert v.holds, f"{v.violation}\n{v.timeline.render() if v.timeline else ''}"
+
+
+@pytest.mark.parametrize("env", ["ext4-ordered", "posix"])
+def test_example_reports_success_too_early_without_a_directory_fsync(env: str) -> None:
+    """docs/own-agent.md: no fsync of new/, so success is reported before the entry is
+    durable - the no-early-success property."""
+    v = verify(SPEC, env, max_examples=100, seed_value=1)
+    assert v.violation is not None, "the missing fsync of new/ was not found"
+    assert v.violation.prop == "P2", str(v.violation)
+    assert v.timeline is not None and "link(" in v.timeline.render()
+
+
+def test_own_agent_excerpt_is_the_files_text() -> None:
+    text = (DOCS / "own-agent.md").read_text(encoding="utf-8")
+    heart = text.split("The heart of it:", 1)[1]
+    excerpt = fenced(heart, "python")[0]
+    assert excerpt in EXAMPLE.read_text(encoding="utf-8")
+
+
+def test_relative_links_resolve() -> None:
+    broken = []
+    for doc in sorted(DOCS.rglob("*.md")):
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", doc.read_text(encoding="utf-8")):
+            if "://" not in target and not (doc.parent / target).exists():
+                broken.append(f"{doc.relative_to(ROOT)} -> {target}")
+    assert not broken, f"broken links: {broken}"
