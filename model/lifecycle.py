@@ -115,12 +115,23 @@ def transition(before: Stage, after: Stage) -> str | None:
 
 
 def mermaid() -> str:
-    """The table as a Mermaid state diagram (docs/lifecycle.md embeds this text)."""
-    lines = ["stateDiagram-v2", "    [*] --> queued"]
+    """The table as a Mermaid state diagram (docs/lifecycle.md embeds this text). Mermaid
+    state ids cannot hold "-" and labels cannot hold ":" or ";", so ids are the enum names
+    and labels are cleaned."""
+
+    def sid(stage: Stage) -> str:
+        return stage.name.lower()
+
+    def text(label: str) -> str:
+        return label.replace(":", " -").replace(";", ",")
+
+    lines = ["stateDiagram-v2", f"    [*] --> {sid(Stage.QUEUED)}"]
     for (src, dst), label in TRANSITIONS.items():
         if dst is Stage.ABANDONED:
             continue
-        lines.append(f"    {src.value} --> {dst.value}: {label}")
-    lines.append("    queued --> abandoned: the process dies (from any stage)")
-    lines += ["    delivered --> [*]", "    failed --> [*]"]
+        lines.append(f"    {sid(src)} --> {sid(dst)}: {text(label)}")
+    lines.append(
+        f"    {sid(Stage.QUEUED)} --> {sid(Stage.ABANDONED)}: the process dies (any stage)"
+    )
+    lines += [f"    {sid(Stage.DELIVERED)} --> [*]", f"    {sid(Stage.FAILED)} --> [*]"]
     return "\n".join(lines)

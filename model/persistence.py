@@ -1,7 +1,7 @@
 """Persistence profiles: which pending operations a sync makes durable, and which crash
 states a power loss may leave.
 
-A profile answers three questions (rules cited in specs/requirements.md, S1-S4 and F1-F6):
+A profile answers three questions (rules cited in specs/requirements.md, S1-S4 and F1-F8):
   - on return of a call: is everything durable at once (`sync`)?
   - on fsync(file) / fsync(dir): which pending operations become durable?
   - on power loss: which subsets of the still-pending metadata operations may survive
@@ -9,7 +9,7 @@ A profile answers three questions (rules cited in specs/requirements.md, S1-S4 a
     (kept, lost, zero-filled, or stale foreign bytes)?
 
 A crash state is named by a `CrashChoice` - plain integers the checker draws, so Hypothesis
-shrinks it (0 everywhere = nothing lost). `crash_states_for_entry`/`guaranteed_present` compute
+shrinks it (0 everywhere = nothing lost). `find_crash_state` and `guaranteed_in` compute
 what a crash could leave without sampling.
 """
 

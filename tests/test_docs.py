@@ -44,11 +44,6 @@ def test_lifecycle_doc_embeds_the_diagram() -> None:
 _EDGE = re.compile(r"^\s*(\S+) --> (\S+?)(?:: (.*))?$")
 
 
-@pytest.mark.xfail(
-    reason="model/lifecycle.py mermaid() writes hyphenated state ids (safe-in-tmp) and a "
-    "label with a colon; Mermaid cannot parse them",
-    strict=False,
-)
 def test_lifecycle_diagram_is_valid_mermaid() -> None:
     bad = []
     for line in mermaid().splitlines()[1:]:
