@@ -56,7 +56,9 @@ def read_file(path: str) -> Generator[Syscall[Any], object, bytes | None]:
 
 
 def reader(root: str, seen: set[str]) -> ActorGen:
-    """One pass of a mail client over the maildir; `seen` persists between passes."""
+    """One pass of a mail client over the maildir; `seen` persists between passes, so a
+    message is deleted on the pass after the one that read it."""
+    read_before = set(seen)
     try:
         names = yield from call(ListDir(f"{root}/new"))
     except OSError:
@@ -75,7 +77,7 @@ def reader(root: str, seen: set[str]) -> ActorGen:
     except OSError:
         return
     for name in names:
-        if name in seen:
+        if name in read_before:
             try:
                 yield from call(Unlink(f"{root}/cur/{name}"))
             except OSError:

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
+
 from maildircheck.harness import world
 from maildircheck.harness.actors import cleaner, reader
 from maildircheck.harness.timeline import Timeline

@@ -14,13 +14,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
 from maildircheck.harness.verify import Verdict
 from maildircheck.impl.strategies import StrategyInfo
 from maildircheck.model.persistence import PROFILES
 from maildircheck.model.properties import PROPERTIES
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 STATUS_STYLE = {
     "holds": "green",

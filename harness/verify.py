@@ -15,6 +15,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, Phase, Verbosity, seed, settings
 from hypothesis.stateful import get_state_machine_test
+
 from maildircheck.harness.machine import Config, PropertyViolated, RunLog, machine_for
 from maildircheck.harness.timeline import Timeline
 from maildircheck.impl.strategies import resolve

@@ -9,6 +9,7 @@ Spec IDs exercised: P1-P6 (expected properties), S1-S4 (profiles), X1-X7 (faults
 from __future__ import annotations
 
 import pytest
+
 from maildircheck.harness.verify import verify
 from maildircheck.impl.strategies import CATALOGUE
 from maildircheck.model.faults import DEFAULT_FAULTS, FAULTS

@@ -16,6 +16,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+
 from maildircheck.impl.strategies import (
     CATALOGUE,
     PROPERTIES,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from maildircheck.harness.cli import main
 from maildircheck.impl.strategies import CATALOGUE
 from maildircheck.model.faults import FAULTS

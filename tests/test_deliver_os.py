@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from maildircheck.impl import cli
 from maildircheck.impl.deliver import CHUNK, deliver
 from maildircheck.impl.drivers import StopFlag, os_flags, perform_on_os, run_on_os

@@ -12,6 +12,8 @@ import os
 import sys
 
 import pytest
+from pyfakefs.fake_filesystem import FakeFilesystem
+
 from maildircheck.impl import cli
 from maildircheck.impl.deliver import CHUNK, deliver
 from maildircheck.impl.drivers import run_on_os
@@ -22,7 +24,6 @@ from maildircheck.model.outcome import (
     Outcome,
     TemporaryFailure,
 )
-from pyfakefs.fake_filesystem import FakeFilesystem
 
 ROOT = "/home/user/Maildir"
 # Patcher(additional_skip_names, modules_to_reload, modules_to_patch, allow_root_user)

@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from maildircheck.harness.verify import verify
 from maildircheck.impl.drivers import run_on_os
 from maildircheck.impl.strategies import describe, resolve
