@@ -162,8 +162,10 @@ def deliver_stdin(request: DeliveryRequest, stdin: BinaryIO) -> Outcome:
     stop = StopFlag()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        names = {signal.SIGALRM: "24-hour delivery timer expired", signal.SIGINT: "SIGINT received"}
-        stop.stop(names.get(signum, "SIGTERM received"))
+        if signum == signal.SIGALRM:
+            stop.stop("24-hour delivery timer expired")
+        else:
+            stop.stop("SIGINT received" if signum == signal.SIGINT else "SIGTERM received")
 
     previous: list[tuple[int, Any]] = []
     try:

@@ -187,7 +187,7 @@ def test_human_report_on_violation(capsys: pytest.CaptureFixture[str]) -> None:
     # the replay command on one line, exactly as Verdict.replay_command() gives it
     replay = (
         "maildircheck verify --strategy vpopmail-4.10.14 --env ext4-ordered "
-        "--faults kill,power-loss,sigterm,enospc,edquot,eio --seed 1"
+        "--faults kill,power-loss,sigterm,enospc,edquot,eio --max-examples 30 --seed 1"
     )
     assert replay in out.splitlines()[-1]
     assert "\x1b[" not in out  # no colour codes when not a terminal
