@@ -180,7 +180,13 @@ def catalogue() -> dict[str, Any]:
         ],
         "faults": [{"name": f.name, "summary": f.summary, "spec": f.spec} for f in FAULTS.values()],
         "properties": [
-            {"id": p.id, "name": p.name, "statement": p.statement, "safety": p.safety}
+            {
+                "id": p.id,
+                "name": p.name,
+                "statement": p.statement,
+                "safety": p.safety,
+                "kind": p.kind,
+            }
             for p in PROPERTIES.values()
         ],
         "default_faults": list(DEFAULT_FAULTS),

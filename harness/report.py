@@ -74,7 +74,7 @@ def _property_table(verdict: Verdict) -> Table:
         table.add_row(
             pid,
             prop.name,
-            "safety" if prop.safety else "quality",
+            prop.kind,
             Text(status, style=STATUS_STYLE.get(status, "")),
         )
     return table
@@ -160,10 +160,7 @@ def print_catalogue(data: Mapping[str, Any], console: Console | None = None) -> 
         _table(
             "Properties",
             ("ID", "name", "kind", "statement"),
-            [
-                (p["id"], p["name"], "safety" if p["safety"] else "quality", p["statement"])
-                for p in data["properties"]
-            ],
+            [(p["id"], p["name"], p["kind"], p["statement"]) for p in data["properties"]],
         )
     )
     out.out(

@@ -77,6 +77,7 @@ class Verdict:
                     "name": PROPERTIES[p].name,
                     "status": self.status(p),
                     "safety": PROPERTIES[p].safety,
+                    "kind": PROPERTIES[p].kind,
                 }
                 for p in PROPERTIES
             },

@@ -37,6 +37,7 @@ class PropertyInfo:
     name: str
     statement: str
     safety: bool = True
+    kind: str = "safety"  # "safety", "quality" (P6) or "conformance" (L1)
 
 
 PROPERTIES: dict[str, PropertyInfo] = {
@@ -74,6 +75,7 @@ PROPERTIES: dict[str, PropertyInfo] = {
             "at-most-once",
             "a message appears at most once in new/ and cur/ (quality, not safety)",
             safety=False,
+            kind="quality",
         ),
     )
 }
@@ -84,6 +86,7 @@ PROPERTIES["L1"] = PropertyInfo(
     "every step of a delivery is an edge of the lifecycle table (model/lifecycle.py); "
     "checked on request (--strict-lifecycle), as flawed strategies leave it by design",
     safety=False,
+    kind="conformance",
 )
 
 
