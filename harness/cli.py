@@ -5,7 +5,8 @@ the human reports are `maildircheck.harness.report`'s, the check is
 `maildircheck.harness.verify.verify`.
 
     maildircheck verify --strategy NAME|path/to/file.py:function --env PROFILE
-                        [--faults LIST] [--max-examples N] [--seed S] [--quality] [--json]
+                        [--faults LIST] [--max-examples N] [--seed S] [--quality]
+                        [--strict-lifecycle] [--json]
     maildircheck list [--json]
     maildircheck demo
 
@@ -140,6 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--quality", action="store_true", help="also fail on P6 (at-most-once delivery)"
     )
     check.add_argument(
+        "--strict-lifecycle",
+        action="store_true",
+        help="also fail on L1: a step that is not an edge of the lifecycle table",
+    )
+    check.add_argument(
         "--json", action="store_true", help="print the verdict as JSON on stdout, nothing else"
     )
 
@@ -200,11 +206,18 @@ def _run_verify(
     max_examples: int,
     seed: int | None,
     quality: bool,
+    strict_lifecycle: bool,
 ) -> Verdict:
     from maildircheck.harness.verify import verify
 
     return verify(
-        strategy, env, faults, max_examples=max_examples, seed_value=seed, quality=quality
+        strategy,
+        env,
+        faults,
+        max_examples=max_examples,
+        seed_value=seed,
+        quality=quality,
+        strict_lifecycle=strict_lifecycle,
     )
 
 
@@ -213,7 +226,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
         info = describe(args.strategy)
     except StrategyError as err:
         raise UsageError(str(err)) from None
-    run = (args.strategy, args.env, args.faults, args.max_examples, args.seed, args.quality)
+    run = (
+        args.strategy,
+        args.env,
+        args.faults,
+        args.max_examples,
+        args.seed,
+        args.quality,
+        args.strict_lifecycle,
+    )
     if args.json:
         with contextlib.redirect_stdout(sys.stderr):  # a chatty strategy must not corrupt it
             verdict = _run_verify(*run)
