@@ -57,6 +57,7 @@ def unique_name(parts: NameParts) -> str:
     pre: parts.pid >= 0 and parts.counter >= 0 and parts.random >= 0
     pre: parts.size is None or parts.size >= 0
     pre: parts.flags is None or parts.flags.isalpha() or parts.flags == ""
+    pre: parts.flags is None or parts.flags.isascii()
     pre: parts.host != ""
     post: "/" not in __return__
     post: parse_name(__return__) == parts
