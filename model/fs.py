@@ -102,7 +102,10 @@ class FileSystem:
         parts = [p for p in path.split("/") if p]
         if not parts:
             raise oserror(errno.EEXIST, path)
-        return self._walk(parts[:-1], path), parts[-1]
+        parent = self._walk(parts[:-1], path)
+        if self.inodes[parent].kind is not FileKind.DIRECTORY:
+            raise oserror(errno.ENOTDIR, path)
+        return parent, parts[-1]
 
     def _walk(self, parts: list[str], path: str) -> int:
         ino = ROOT_INO
@@ -134,6 +137,8 @@ class FileSystem:
                 1 for i in self.entries[ino].values() if self.inodes[i].kind is FileKind.DIRECTORY
             )
             nlink, size = 2 + subdirs, 4096
+            if ino != ROOT_INO and self.link_count(ino) == 0:
+                nlink = 0  # a directory replaced by a rename, still open
         else:
             nlink, size = self.link_count(ino), len(node.data)
         return StatResult(DEV, ino, node.kind, node.mode, nlink, size, node.mtime_us, node.atime_us)
@@ -175,12 +180,13 @@ class FileSystem:
         self._change(f"mkdir {path}", EntryChange(parent, name, ino))
 
     def link(self, src: str, dst: str) -> None:
+        """Linux's order of checks: the source, then the new name, then EPERM for a dir."""
         ino = self.lookup(src)
-        if self.inodes[ino].kind is FileKind.DIRECTORY:
-            raise oserror(errno.EPERM, src)
         parent, name = self.parent_of(dst)
         if name in self.entries[parent]:
             raise oserror(errno.EEXIST, dst)
+        if self.inodes[ino].kind is FileKind.DIRECTORY:
+            raise oserror(errno.EPERM, src)
         self._change(f"link {src} -> {dst}", EntryChange(parent, name, ino))
 
     def unlink(self, path: str) -> None:
@@ -193,15 +199,22 @@ class FileSystem:
         self._change(f"unlink {path}", EntryChange(parent, name, None))
 
     def rename(self, src: str, dst: str) -> int | None:
-        """Rename; returns the inode it replaced at dst, if any (atomic: one MetaOp)."""
+        """Rename; returns the inode it replaced at dst, if any (atomic: one MetaOp).
+        Checks in Linux's order: both parents, the source, then the ancestry rules."""
         sparent, sname = self.parent_of(src)
+        dparent, dname = self.parent_of(dst)
         ino = self.entries[sparent].get(sname)
         if ino is None:
             raise oserror(errno.ENOENT, src)
-        dparent, dname = self.parent_of(dst)
         old = self.entries[dparent].get(dname)
         if old == ino:
             return None
+        src_parts = [p for p in src.split("/") if p]
+        dst_parts = [p for p in dst.split("/") if p]
+        if dst_parts[: len(src_parts)] == src_parts:
+            raise oserror(errno.EINVAL, dst)  # a directory into itself
+        if src_parts[: len(dst_parts)] == dst_parts:
+            raise oserror(errno.ENOTEMPTY, dst)  # onto one of its own ancestors
         if old is not None:
             src_dir = self.inodes[ino].kind is FileKind.DIRECTORY
             dst_dir = self.inodes[old].kind is FileKind.DIRECTORY

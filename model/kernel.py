@@ -157,10 +157,12 @@ class Kernel:
             writing = bool(req.flags & (OpenFlag.WRONLY | OpenFlag.RDWR))
             if OpenFlag.DIRECTORY in req.flags and kind is not FileKind.DIRECTORY:
                 raise oserror(errno.ENOTDIR, req.path)
-            if kind is FileKind.DIRECTORY and writing:
+            if kind is FileKind.DIRECTORY and (
+                writing or req.flags & (OpenFlag.CREAT | OpenFlag.TRUNC)
+            ):
                 raise oserror(errno.EISDIR, req.path)
-            if OpenFlag.TRUNC in req.flags and writing and fs.inodes[ino].data:
-                fs.truncate(ino, 0, self.clock_us, req.path)
+            if OpenFlag.TRUNC in req.flags and fs.inodes[ino].data:
+                fs.truncate(ino, 0, self.clock_us, req.path)  # Linux truncates even O_RDONLY
         return proc.new_fd(OpenFile(ino, req.flags, path=req.path))
 
     def _write(self, proc: Process, req: Write) -> int:
