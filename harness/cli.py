@@ -265,7 +265,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"Demo: checking {DEMO_STRATEGY} (vpopmail's maildir delivery) under {DEMO_ENV} "
         f"with the default faults, seed {DEMO_SEED}.\n"
     )
-    verdict = _run_verify(DEMO_STRATEGY, DEMO_ENV, DEFAULT_FAULTS, 200, DEMO_SEED, False)
+    verdict = _run_verify(DEMO_STRATEGY, DEMO_ENV, DEFAULT_FAULTS, 200, DEMO_SEED, False, False)
     print_verdict(verdict, CATALOGUE[DEMO_STRATEGY], 200)
     if verdict.holds:
         print("\nDemo FAILED: the known violation was not found.")
