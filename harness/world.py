@@ -10,12 +10,13 @@ bytes and has no final newline, and each needs several writes (the model's pipe 
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
 from maildircheck.model import persistence
-from maildircheck.model.fs import DataOp, FileSystem, MetaOp
+from maildircheck.model.fs import DataOp, FileSystem
 from maildircheck.model.kernel import Kernel, Process
 from maildircheck.model.lifecycle import FORBIDDEN, Facts, Stage, stage_of, transition
 from maildircheck.model.outcome import Delivered, DeliveryRequest, Strategy
@@ -71,8 +72,6 @@ def short(request: Syscall[Any]) -> str:
 
 def show(reply: object) -> str:
     if isinstance(reply, OSError):
-        import errno
-
         return f"-1 {errno.errorcode.get(reply.errno or 0, '?')}"
     if isinstance(reply, bytes):
         return f"<{len(reply)} bytes>"
@@ -217,6 +216,3 @@ class Host:
             lines += ["  " + s for s in persistence.explain(self.fs, self.profile, violation.crash)]
         lines.append("the maildir now (live view):")
         return lines + self.listing()
-
-
-__all__ = ["HOST", "MESSAGES", "ROOT", "Host", "MetaOp", "show"]

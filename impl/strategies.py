@@ -10,6 +10,7 @@ Importing it imports only the small catalogue modules.
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import itertools
 import sys
 from dataclasses import dataclass
@@ -215,6 +216,11 @@ def _exec_file(path: Path, func_name: str) -> tuple[Strategy, str]:
         raise StrategyError(f"{path_text} has no function {func_name!r}")
     if not callable(function):
         raise StrategyError(f"{path_text}: {func_name!r} is not a function")
+    if not inspect.isgeneratorfunction(function):
+        raise StrategyError(
+            f"{path_text}: {func_name!r} is not a generator function "
+            "(a strategy yields its syscalls: see docs/own-agent.md)"
+        )
     return function, module.__doc__ or ""
 
 

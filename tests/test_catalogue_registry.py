@@ -100,6 +100,7 @@ def test_resolve_user_file(tmp_path: Path) -> None:
         ("{dir}/absent.py:deliver", None, "no such file"),
         ("{dir}/s.py:nothing", "x = 1\n", "has no function 'nothing'"),
         ("{dir}/s.py:x", "x = 1\n", "'x' is not a function"),
+        ("{dir}/s.py:f", "def f(request):\n    return None\n", "not a generator function"),
         ("{dir}/s.py:deliver", "def deliver(:\n", "failed to load: SyntaxError"),
         ("{dir}/s.py:deliver", "raise RuntimeError('boom\\nsecond line')\n", "RuntimeError: boom"),
         ("{dir}/s.py", "", "name the function too"),
