@@ -244,11 +244,15 @@ class DeliveryMachine(RuleBasedStateMachine):
             return
         actor.record.outcome = outcome
         actor.record.ended = death
+        line = None
         if death != "killed":
-            self.timeline.event(actor.label, death or f"reports {outcome}")
+            line = self.timeline.event(actor.label, death or f"reports {outcome}")
         if outcome is not None:
             self._raise(self.host.check_report(actor.record))
-        self._track_stage(actor)
+            self._check(None)  # a report can break P2 (or P3's unique names) by itself
+        label = self._track_stage(actor)
+        if line is not None and label:
+            line.text += f"   ({label})"
 
     def _track_stage(self, actor: Actor) -> str:
         assert actor.record is not None

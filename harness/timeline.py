@@ -41,8 +41,12 @@ class Timeline:
         return line
 
     def render(self) -> str:
-        width = max((len(ln.text) for ln in self.lines if ln.kind == "syscall"), default=20)
-        width = min(width, 72)
+        # align the replies of the short calls; a long one (a path with a Maildir name)
+        # simply pushes its reply to the right
+        width = max(
+            (len(ln.text) for ln in self.lines if ln.kind == "syscall" and len(ln.text) <= 48),
+            default=20,
+        )
         out = []
         for ln in self.lines:
             if ln.kind == "event":

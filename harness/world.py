@@ -194,7 +194,10 @@ class Host:
 
     # --- power loss and explanations ----------------------------------------------------
     def power_loss(self, choice: CrashChoice) -> list[str]:
-        detail = persistence.explain(self.fs, self.profile, choice) or ["nothing was pending"]
+        detail = [
+            line.replace(ROOT + "/", "")
+            for line in persistence.explain(self.fs, self.profile, choice)
+        ] or ["nothing was pending"]
         persistence.power_loss(self.fs, self.profile, choice)
         return [*detail, "after the restart:", *self.listing()]
 
@@ -213,6 +216,9 @@ class Host:
         lines = []
         if violation.crash is not None:
             lines.append("a power loss at this point could keep or lose:")
-            lines += ["  " + s for s in persistence.explain(self.fs, self.profile, violation.crash)]
+            lines += [
+                "  " + s.replace(ROOT + "/", "")
+                for s in persistence.explain(self.fs, self.judge, violation.crash)
+            ]
         lines.append("the maildir now (live view):")
         return lines + self.listing()

@@ -17,7 +17,7 @@ shows it) or None. The checker calls them after every step.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from maildircheck.model.fs import FileSystem
@@ -88,6 +88,9 @@ PROPERTIES["L1"] = PropertyInfo(
     safety=False,
     kind="conformance",
 )
+
+
+Bad = Callable[[Mapping[int, Mapping[str, int]], Mapping[int, bytes]], "str | None"]
 
 
 @dataclass(frozen=True)
@@ -210,11 +213,31 @@ def check_durable_success(
                 for d in layout.visible
                 for i in fs.entries[d].values()
             )
-            where = (
-                "a power loss could still remove or corrupt" if live else "is not in new/ or cur/"
+            if not live:
+                return Violation(
+                    "P2",
+                    f"{rec.label} reported success for {rec.message}, which is not in new/ or cur/",
+                )
+            witness = find_crash_state(fs, profile, layout.visible, _absent(layout, rec.content))
+            return Violation(
+                "P2",
+                f"{rec.label} reported success for {rec.message}, which a power loss could "
+                "still remove or corrupt",
+                witness[0] if witness else None,
             )
-            return Violation("P2", f"{rec.label} reported success for {rec.message}, which {where}")
     return None
+
+
+def _absent(layout: Layout, content: bytes) -> Bad:
+    """A crash-state test: no entry of new/ or cur/ holds exactly `content`."""
+
+    def test(entries: Mapping[int, Mapping[str, int]], data: Mapping[int, bytes]) -> str | None:
+        for d in layout.visible:
+            if any(data.get(i) == content for i in entries.get(d, {}).values()):
+                return None
+        return "the message is gone"
+
+    return test
 
 
 def visible_messages(fs: FileSystem, layout: Layout) -> dict[int, str]:
