@@ -19,6 +19,8 @@ FLAWED = [name for name, info in CATALOGUE.items() if info.bug_class]
 UNSAFE = [(name, env) for name in FLAWED for env in CATALOGUE[name].unsafe_on]
 SAFE = [(name, env) for name in FLAWED for env in PROFILES if env not in CATALOGUE[name].unsafe_on]
 SEEDS = (1, 2)
+NO_DEATH = tuple(f for f in FAULTS if f not in ("kill", "power-loss"))
+LOCAL_NO_DEATH = tuple(f for f in NO_DEATH if f != "lost-reply")
 
 
 @pytest.mark.parametrize(("name", "env"), UNSAFE)
@@ -46,12 +48,14 @@ def test_flaw_is_not_flagged_where_safe(name: str, env: str) -> None:
 
 
 def test_ambiguous_link_is_safe_on_a_local_disk() -> None:
-    """B7 only bites when a link's reply can be lost (X7); local faults never make it lie."""
+    """B7 only bites when a link's reply can be lost (X7); local faults never make a link
+    lie. (kill and power-loss are left out: a death between link and report duplicates
+    with any agent, see test_kill_after_link_duplicates_even_the_correct_strategy.)"""
     for env in PROFILES:
         v = verify(
             "ambiguous-link-fails",
             env,
-            DEFAULT_FAULTS,
+            LOCAL_NO_DEATH,
             max_examples=200,
             seed_value=3,
             quality=True,
@@ -67,7 +71,6 @@ def test_correct_strategy_holds(env: str, faults: tuple[str, ...]) -> None:
     assert v.syscalls > 2000  # the search really ran deliveries, not empty examples
 
 
-NO_DEATH = tuple(f for f in FAULTS if f not in ("kill", "power-loss"))
 
 
 @pytest.mark.parametrize("env", list(PROFILES))
