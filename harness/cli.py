@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from maildircheck.impl.strategies import CATALOGUE, StrategyError, describe
 from maildircheck.model.faults import DEFAULT_FAULTS, FAULTS, parse_faults
+from maildircheck.model.nfs import NFS_ENVS
 from maildircheck.model.persistence import PROFILES
 from maildircheck.model.properties import PROPERTIES
 
@@ -112,9 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--env",
         required=True,
-        choices=list(PROFILES),
+        choices=[*PROFILES, *NFS_ENVS],
         metavar="PROFILE",
-        help=f"persistence profile: {', '.join(PROFILES)}",
+        help=f"persistence profile or NFS environment: {', '.join([*PROFILES, *NFS_ENVS])}",
     )
     check.add_argument(
         "--faults",
@@ -183,6 +184,10 @@ def catalogue() -> dict[str, Any]:
         "profiles": [
             {"name": p.name, "summary": p.summary, "specs": list(p.specs)}
             for p in PROFILES.values()
+        ]
+        + [
+            {"name": e.name, "summary": e.summary, "specs": list(e.specs)}
+            for e in NFS_ENVS.values()
         ],
         "faults": [{"name": f.name, "summary": f.summary, "spec": f.spec} for f in FAULTS.values()],
         "properties": [

@@ -26,8 +26,9 @@ from maildircheck.harness.actors import cleaner, reader
 from maildircheck.harness.timeline import Timeline
 from maildircheck.model.faults import FAULTS, REPLY_FAULTS
 from maildircheck.model.lifecycle import Stage
+from maildircheck.model.nfs import NFS_ENVS
 from maildircheck.model.outcome import DeliveryRequest, Outcome, PermanentFailure, Strategy
-from maildircheck.model.persistence import CrashChoice, Profile
+from maildircheck.model.persistence import CrashChoice
 from maildircheck.model.properties import DeliveryRecord, Violation
 from maildircheck.model.syscalls import Interrupted, Syscall, Unlink
 
@@ -45,7 +46,7 @@ class PropertyViolated(AssertionError):
 @dataclass
 class Config:
     strategy: Strategy
-    profile: Profile
+    env: str  # a persistence profile, or an NFS environment (model.nfs)
     faults: tuple[str, ...]
     fail_on: frozenset[str]
     strict_lifecycle: bool = False
@@ -85,7 +86,8 @@ class DeliveryMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.host = world.Host(self.config.profile, "power-loss" in self.config.faults)
+        crashes = bool({"power-loss", "server-crash"} & set(self.config.faults))
+        self.host = world.Host(self.config.env, crashes)
         self.timeline = Timeline()
         self.actors: list[Actor] = []
         self.reader_memory: set[str] = set()
@@ -104,7 +106,13 @@ class DeliveryMachine(RuleBasedStateMachine):
         )
 
     def start_delivery(
-        self, which: int, pid: int, count: int, entropy: int, fault: tuple[str, str] | None
+        self,
+        which: int,
+        pid: int,
+        count: int,
+        entropy: int,
+        fault: tuple[str, str] | None,
+        on: int = 0,
     ) -> None:
         """The MTA starts a delivery (or a retry) of a message not yet delivered, and the
         new process runs its first `count` syscalls; getrandom answers it `entropy`."""
@@ -114,11 +122,13 @@ class DeliveryMachine(RuleBasedStateMachine):
         message = waiting[which % len(waiting)]
         self.count += 1
         label = f"D{self.count}"
-        proc, record = self.host.spawn_delivery(label, free[pid % len(free)], message)
+        proc, record = self.host.spawn_delivery(label, free[pid % len(free)], message, on)
         gen = world.start(self.config.strategy, DeliveryRequest(world.ROOT))
         actor = Actor(label, "deliver", proc, gen, None, record, entropy=entropy)
         self.actors.append(actor)
-        self.timeline.event(label, f"MTA starts delivering {message} (pid {proc.pid})")
+        self.timeline.event(
+            self.host.lane(proc), f"MTA starts delivering {message} (pid {proc.pid})"
+        )
         self._advance(actor, None)
         self._run(actor, count, fault)
 
@@ -152,15 +162,15 @@ class DeliveryMachine(RuleBasedStateMachine):
         self._run_helper("cleaner", count)
 
     def advance_clock(self, jump: int) -> None:
-        self.host.kernel.clock_us += jump
+        self.host.advance_clock(jump)
         self.timeline.event("clock", f"time passes: {jump / 3_600_000_000:g} h")
 
     def kill(self, which: int) -> None:
         live = self.deliveries()
         actor = live[which % len(live)]
-        self.host.kernel.kill(actor.proc)
+        self.host.kernel_of(actor.proc).kill(actor.proc)
         self.timeline.event(
-            actor.label,
+            self.host.lane(actor.proc),
             f"is killed (kill -9) before {world.short(actor.request)}"
             if actor.request
             else "is killed (kill -9)",
@@ -172,7 +182,7 @@ class DeliveryMachine(RuleBasedStateMachine):
         if live:
             actor = live[which % len(live)]
             actor.interrupt = actor.terminated = True
-            self.timeline.event(actor.label, "receives SIGTERM")
+            self.timeline.event(self.host.lane(actor.proc), "receives SIGTERM")
 
     def power_loss(self, dropped: int, fates: list[int]) -> None:
         choice = CrashChoice(dropped, tuple(fates))
@@ -180,6 +190,22 @@ class DeliveryMachine(RuleBasedStateMachine):
         self.timeline.event("host", "POWER LOSS - the machine restarts", detail)
         for actor in list(self.actors):
             self._end(actor, None, "died in the power loss")
+        self._check(None)
+
+    def server_crash(self, dropped: int, fates: list[int]) -> None:
+        """The NFS server crashes and reboots (X8); the clients and their processes go on."""
+        detail = self.host.server_crash(CrashChoice(dropped, tuple(fates)))
+        self.timeline.event("server", "SERVER CRASH - the NFS server reboots", detail)
+        self._check(None)
+
+    def client_crash(self, which: int) -> None:
+        """An NFS client host crashes (X9): its caches and its processes are gone."""
+        name = list(self.host.kernels)[which % len(self.host.kernels)]
+        self.host.client_crash(name)
+        self.timeline.event(f"{'ab'[list(self.host.kernels).index(name)]}:", "CLIENT CRASH")
+        for actor in list(self.actors):
+            if actor.proc.host == name:
+                self._end(actor, None, "died with its host")
         self._check(None)
 
     # --- running processes ------------------------------------------------------------------
@@ -205,13 +231,15 @@ class DeliveryMachine(RuleBasedStateMachine):
         if actor.interrupt:
             actor.interrupt = False
             reply: object = Interrupted("SIGTERM")
-            line = self.timeline.syscall(actor.label, world.short(request), "interrupted (SIGTERM)")
+            line = self.timeline.syscall(
+                self.host.lane(actor.proc), world.short(request), "interrupted (SIGTERM)"
+            )
         else:
-            reply = self.host.kernel.execute(
+            reply = self.host.kernel_of(actor.proc).execute(
                 actor.proc, request, FAULTS[fault] if fault else None, actor.entropy
             )
             line = self.timeline.syscall(
-                actor.label, world.short(request), world.show(reply), fault or ""
+                self.host.lane(actor.proc), world.short(request), world.show(reply), fault or ""
             )
         self.log.syscalls += 1
         if actor.record is not None and isinstance(request, Unlink) and isinstance(reply, OSError):
@@ -246,7 +274,7 @@ class DeliveryMachine(RuleBasedStateMachine):
         actor.record.ended = death
         line = None
         if death != "killed":
-            line = self.timeline.event(actor.label, death or f"reports {outcome}")
+            line = self.timeline.event(self.host.lane(actor.proc), death or f"reports {outcome}")
         if outcome is not None:
             self._raise(self.host.check_report(actor.record))
             self._check(None)  # a report can break P2 (or P3's unique names) by itself
@@ -332,8 +360,25 @@ def machine_for(config: Config, log: RunLog) -> type[DeliveryMachine]:
         ns["r_kill"] = has_delivery(rule(which=st.integers(0, 1))(M.kill))
     if "sigterm" in config.faults:
         ns["r_sigterm"] = has_delivery(rule(which=st.integers(0, 1))(M.sigterm))
+    crash_draws = {
+        "dropped": st.integers(0, 4095),
+        "fates": st.lists(st.integers(0, 3), max_size=12),
+    }
     if "power-loss" in config.faults:
-        ns["r_power"] = rule(
-            dropped=st.integers(0, 4095), fates=st.lists(st.integers(0, 3), max_size=12)
-        )(M.power_loss)
+        ns["r_power"] = rule(**crash_draws)(M.power_loss)
+    if config.env in NFS_ENVS:
+        ns["r_start"] = precondition(M.can_start)(
+            rule(
+                which=st.integers(0, 2),
+                pid=st.integers(0, 2),
+                count=counts,
+                entropy=st.integers(0, 3),
+                fault=fault_draw,
+                on=st.integers(0, 1),
+            )(M.start_delivery)
+        )
+        if "server-crash" in config.faults:
+            ns["r_server"] = rule(**crash_draws)(M.server_crash)
+        if "client-crash" in config.faults:
+            ns["r_client"] = rule(which=st.integers(0, 1))(M.client_crash)
     return type("Check", (DeliveryMachine,), ns)

@@ -18,8 +18,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from maildircheck.harness.verify import Verdict
+from maildircheck.harness.verify import ENVIRONMENT_WHY, Verdict
 from maildircheck.impl.strategies import StrategyInfo
+from maildircheck.model.nfs import NFS_ENVS
 from maildircheck.model.persistence import PROFILES
 from maildircheck.model.properties import PROPERTIES
 
@@ -54,7 +55,7 @@ def _header(verdict: Verdict, info: StrategyInfo | None, max_examples: int) -> T
     grid.add_row("strategy", Text(strategy))
     if info is not None and info.expected:
         grid.add_row("expected to break", Text(", ".join(info.expected)))
-    profile = PROFILES.get(verdict.env)
+    profile = PROFILES.get(verdict.env) or NFS_ENVS.get(verdict.env)
     env = verdict.env + (f"  ({profile.summary})" if profile else "")
     grid.add_row("env", Text(env))
     grid.add_row("faults", Text(", ".join(verdict.faults) or "none"))
@@ -112,6 +113,12 @@ def print_verdict(
         if verdict.status(pid) == "observed":
             out.print(Text(f"Observed, not checked: {first}", style="yellow"))
     out.print()
+    if verdict.environment is not None and verdict.environment.violation is not None:
+        out.print(Text("Verdict on the environment:", style="bold red"))
+        out.out(f"  {ENVIRONMENT_WHY}", highlight=False)
+        out.out(f"  even the correct strategy: {verdict.environment.violation}", highlight=False)
+        if verdict.environment.timeline is not None:
+            out.out(verdict.environment.timeline.render(), highlight=False)
     out.print(Text("Replay:", style="bold"))
     out.out("  " + verdict.replay_command(), highlight=False)
 

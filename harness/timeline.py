@@ -56,7 +56,7 @@ class Timeline:
             reply = f"= {ln.reply}"
             if ln.fault:
                 reply += f"   [fault: {ln.fault}]"
-            row = f"{ln.n:4d}  {ln.actor:<4} {ln.text:<{width}}  {reply}"
+            row = f"{ln.n:4d}  {ln.actor:<5} {ln.text:<{width}}  {reply}"
             if ln.transition:
                 row += f"   ({ln.transition})"
             out.append(row)

@@ -20,6 +20,7 @@ from maildircheck.harness.machine import Config, PropertyViolated, RunLog, machi
 from maildircheck.harness.timeline import Timeline
 from maildircheck.impl.strategies import resolve
 from maildircheck.model.faults import DEFAULT_FAULTS
+from maildircheck.model.nfs import NFS_ENVS
 from maildircheck.model.outcome import Strategy
 from maildircheck.model.persistence import PROFILES
 from maildircheck.model.properties import PROPERTIES, SAFETY, Violation
@@ -39,6 +40,8 @@ class Verdict:
     seconds: float
     seed: int | None
     max_examples: int = 200
+    environment: Verdict | None = None  # when no strategy can keep durability here: the
+    # correct strategy's counterexample that shows it (the strategy ran without the crash)
 
     @property
     def holds(self) -> bool:
@@ -95,7 +98,21 @@ class Verdict:
             "seconds": round(self.seconds, 3),
             "seed": self.seed,
             "replay": self.replay_command(),
+            "environment": None
+            if self.environment is None
+            else {
+                "durable_success_possible": False,
+                "why": ENVIRONMENT_WHY,
+                "evidence": self.environment.as_json(),
+            },
         }
+
+
+ENVIRONMENT_WHY = (
+    "the server acknowledges data and metadata before they are stable, COMMIT included "
+    "(N2): a server crash can lose mail whatever the agent does, so no strategy can keep "
+    "the durability promise here; the strategy itself was checked without server crashes"
+)
 
 
 def verify(
@@ -108,12 +125,37 @@ def verify(
     quality: bool = False,
     strict_lifecycle: bool = False,
     steps: int = 12,
+    judge_environment: bool = True,
 ) -> Verdict:
-    """Search for a violation of P1-P5 (and P6 with `quality`) within the budget."""
+    """Search for a violation of P1-P5 (and P6 with `quality`) within the budget.
+
+    Where no strategy can keep the durability promise (an NFS async export, N2) and the
+    threat model has the crash that breaks it, the verdict on the environment is shown
+    with the correct strategy's counterexample (`Verdict.environment`), and the strategy
+    is checked without that crash. `judge_environment=False` turns this off."""
     func = resolve(strategy) if isinstance(strategy, str) else strategy
     name = strategy if isinstance(strategy, str) else getattr(func, "__name__", "strategy")
     checked = SAFETY + (("P6",) if quality else ()) + (("L1",) if strict_lifecycle else ())
-    config = Config(func, PROFILES[env], faults, frozenset(checked), strict_lifecycle)
+    if env not in PROFILES and env not in NFS_ENVS:
+        raise ValueError(f"unknown environment {env!r}")
+    nfs_only = {"server-crash", "client-crash"} & set(faults)
+    if nfs_only and env not in NFS_ENVS:
+        raise ValueError(f"fault {sorted(nfs_only)[0]!r} needs an NFS environment (nfs3-*)")
+    profile = NFS_ENVS[env].export if env in NFS_ENVS else PROFILES[env]
+    requested, environment = faults, None
+    crashes = {"power-loss", "server-crash"} & set(faults)
+    if crashes and not profile.durable_success_possible and judge_environment:
+        environment = verify(
+            "correct",
+            env,
+            tuple(sorted(crashes)),
+            max_examples=max_examples,
+            seed_value=seed_value if seed_value is not None else 1,
+            steps=steps,
+            judge_environment=False,
+        )
+        faults = tuple(f for f in faults if f not in crashes)
+    config = Config(func, env, faults, frozenset(checked), strict_lifecycle)
     log = RunLog()
     test = get_state_machine_test(
         machine_for(config, log),
@@ -140,7 +182,7 @@ def verify(
     return Verdict(
         name,
         env,
-        faults,
+        requested,
         checked,
         log.violation,
         log.timeline if log.violation else None,
@@ -150,4 +192,5 @@ def verify(
         time.perf_counter() - started,
         seed_value,
         max_examples,
+        environment if environment is not None and not environment.holds else None,
     )

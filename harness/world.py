@@ -19,8 +19,9 @@ from maildircheck.model import persistence
 from maildircheck.model.fs import DataOp, FileSystem
 from maildircheck.model.kernel import Kernel, Process
 from maildircheck.model.lifecycle import FORBIDDEN, Facts, Stage, stage_of, transition
+from maildircheck.model.nfs import NFS_ENVS, NfsClientKernel
 from maildircheck.model.outcome import Delivered, DeliveryRequest, Strategy
-from maildircheck.model.persistence import PROFILES, CrashChoice, Profile
+from maildircheck.model.persistence import PROFILES, CrashChoice
 from maildircheck.model.properties import (
     DeliveryRecord,
     Layout,
@@ -39,6 +40,7 @@ from maildircheck.model.syscalls import Syscall, Unlink
 
 ROOT = "/home/user/Maildir"
 HOST = "mx.example"
+NFS_HOSTS = ("mx1.example", "mx2.example")  # two NFS clients: a and b
 
 MESSAGES: dict[str, bytes] = {  # shortest first: a shrunk counterexample picks m1
     "m1": b"Subject: one\n\nshort\n",
@@ -82,18 +84,30 @@ def show(reply: object) -> str:
 
 @dataclass
 class Host:
-    """`crashes`: is a power loss part of the threat model? Without it, "every state a crash
-    could leave" is just the live view, and the profile only decides what is durable."""
+    """The mail site of one environment: a local disk with one kernel, or an NFS server
+    with one client kernel per host (model.nfs). `crashes`: can the disk (or the NFS
+    server) lose power in this threat model? Without it, "every state a crash could leave"
+    is just the live view, and the profile only decides what is durable."""
 
-    profile: Profile
+    env: str
     crashes: bool = True
 
     def __post_init__(self) -> None:
+        self.nfs = NFS_ENVS.get(self.env)
+        self.profile = self.nfs.export if self.nfs else PROFILES[self.env]
         self.judge = self.profile if self.crashes else PROFILES["sync"]
+        self.crash = "a server crash" if self.nfs else "a power loss"
         self.fs = FileSystem.with_dirs(
             "/home", "/home/user", ROOT, f"{ROOT}/tmp", f"{ROOT}/new", f"{ROOT}/cur"
         )
-        self.kernel = Kernel(self.fs, self.profile)
+        self.kernels: dict[str, Kernel] = (
+            {
+                name: NfsClientKernel(self.fs, self.profile, mount=self.nfs.mount, drc=self.nfs.drc)
+                for name in NFS_HOSTS
+            }
+            if self.nfs
+            else {HOST: Kernel(self.fs, self.profile)}
+        )
         self.layout = Layout.of(self.fs, ROOT)
         self.messages = {content: mid for mid, content in MESSAGES.items()}
         self.records: list[DeliveryRecord] = []
@@ -104,13 +118,33 @@ class Host:
         done = {r.message for r in self.records if isinstance(r.outcome, Delivered)}
         return [m for m in MESSAGES if m not in done]
 
-    def spawn_delivery(self, label: str, pid: int, message: str) -> tuple[Process, DeliveryRecord]:
+    def spawn_delivery(
+        self, label: str, pid: int, message: str, on: int = 0
+    ) -> tuple[Process, DeliveryRecord]:
+        """A delivery process on host number `on` (of the NFS clients; 0 locally)."""
         record = DeliveryRecord(label, message, MESSAGES[message])
         self.records.append(record)
-        return Process(label, pid, HOST, stdin=MESSAGES[message]), record
+        hosts = list(self.kernels)
+        return Process(label, pid, hosts[on % len(hosts)], stdin=MESSAGES[message]), record
 
     def spawn_helper(self, label: str, pid: int) -> Process:
-        return Process(label[0].upper(), pid, HOST)
+        """The reader runs on the last host (another host than the first deliveries'),
+        the tmp/ cleaner on the first."""
+        hosts = list(self.kernels)
+        return Process(label[0].upper(), pid, hosts[-1] if label == "reader" else hosts[0])
+
+    def kernel_of(self, proc: Process) -> Kernel:
+        return self.kernels[proc.host]
+
+    def lane(self, proc: Process) -> str:
+        """The timeline's lane: the process, and on NFS its host (a:, b:)."""
+        if not self.nfs:
+            return proc.label
+        return f"{'ab'[list(self.kernels).index(proc.host)]}:{proc.label}"
+
+    def advance_clock(self, us: int) -> None:
+        for kernel in self.kernels.values():
+            kernel.clock_us += us
 
     def key(self) -> tuple[int, int, int]:
         """Changes whenever a property's answer could: the file system, a report, a deletion."""
@@ -134,13 +168,22 @@ class Host:
         self, actor: str | None, is_reader: bool, before: dict[int, str] | None
     ) -> list[Violation]:
         found = [
-            check_visible(self.fs, self.layout, self.messages),
+            check_visible(
+                self.fs,
+                self.layout,
+                self.messages,
+                "on the NFS server (what a reader on another host sees)"
+                if self.nfs
+                else "live view",
+            ),
             check_clobber(before, self.fs, self.layout, actor, is_reader, self.messages)
             if actor and before is not None
             else None,
             check_unique_names(self.records),
-            check_durable_success(self.fs, self.judge, self.layout, self.records, self.consumed),
-            check_crash_states(self.fs, self.judge, self.layout, self.messages),
+            check_durable_success(
+                self.fs, self.judge, self.layout, self.records, self.consumed, self.crash
+            ),
+            check_crash_states(self.fs, self.judge, self.layout, self.messages, self.crash),
             find_duplicates(self.fs, self.layout, self.messages),
         ]
         return [v for v in found if v is not None]
@@ -194,12 +237,29 @@ class Host:
 
     # --- power loss and explanations ----------------------------------------------------
     def power_loss(self, choice: CrashChoice) -> list[str]:
+        """The disk (or the NFS server) loses power; on NFS the clients lose theirs too."""
+        detail = self.server_crash(choice)
+        for name in self.kernels:
+            self.client_crash(name)
+        return detail
+
+    def server_crash(self, choice: CrashChoice) -> list[str]:
+        """The disk or NFS server restarts from a crash state; NFS clients that still hold
+        uncommitted data send it again (N4)."""
         detail = [
             line.replace(ROOT + "/", "")
             for line in persistence.explain(self.fs, self.profile, choice)
         ] or ["nothing was pending"]
         persistence.power_loss(self.fs, self.profile, choice)
+        for kernel in self.kernels.values():
+            if isinstance(kernel, NfsClientKernel):
+                kernel.server_rebooted()
         return [*detail, "after the restart:", *self.listing()]
+
+    def client_crash(self, name: str) -> None:
+        kernel = self.kernels[name]
+        if isinstance(kernel, NfsClientKernel):
+            kernel.crash()
 
     def listing(self) -> list[str]:
         lines = []
@@ -215,7 +275,7 @@ class Host:
     def explain(self, violation: Violation) -> list[str]:
         lines = []
         if violation.crash is not None:
-            lines.append("a power loss at this point could keep or lose:")
+            lines.append(f"{self.crash} at this point could keep or lose:")
             lines += [
                 "  " + s.replace(ROOT + "/", "")
                 for s in persistence.explain(self.fs, self.judge, violation.crash)

@@ -1,6 +1,6 @@
 """Faults the checker can inject, and which requests each one can hit.
 
-Two families (specs/requirements.md, X1-X7):
+Two families (specs/requirements.md, X1-X9):
   - process and machine faults, which the checker schedules as steps of their own:
     `kill` (kill -9 at a syscall: the live view stays), `power-loss` (the live view is
     replaced by a crash state the profile allows), `sigterm` (the agent is told to stop:
@@ -63,6 +63,18 @@ FAULTS: dict[str, Fault] = {
         Fault("kill", "the delivering process is killed (kill -9) before a syscall", "X1"),
         Fault("power-loss", "the machine loses power; a crash state replaces the live view", "X2"),
         Fault("sigterm", "the agent is told to stop (SIGTERM or its 24-hour timer)", "X3"),
+        Fault(
+            "server-crash",
+            "the NFS server crashes and reboots: what its export had not made stable is "
+            "lost, its write verifier changes (NFS environments only)",
+            "X8",
+        ),
+        Fault(
+            "client-crash",
+            "an NFS client host crashes: its page cache, attribute cache and processes "
+            "are gone (NFS environments only)",
+            "X9",
+        ),
         Fault("enospc", "ENOSPC instead of the call's effect", "X4", errno.ENOSPC, _SPACE),
         Fault("edquot", "EDQUOT instead of the call's effect", "X5", errno.EDQUOT, _SPACE),
         Fault(
@@ -84,7 +96,7 @@ FAULTS: dict[str, Fault] = {
     )
 }
 
-STEP_FAULTS = ("kill", "power-loss", "sigterm")
+STEP_FAULTS = ("kill", "power-loss", "sigterm", "server-crash", "client-crash")
 REPLY_FAULTS = ("enospc", "edquot", "eio", "lost-reply")
 DEFAULT_FAULTS = ("kill", "power-loss", "sigterm", "enospc", "edquot", "eio")
 

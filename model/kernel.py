@@ -139,7 +139,8 @@ class Kernel:
 
     def _perform(self, proc: Process, request: Syscall[Any], entropy: int) -> object:
         self._entropy = entropy
-        return _HANDLERS[type(request)](self, proc, request)
+        handler: Callable[[Process, Any], object] = getattr(self, _HANDLERS[type(request)])
+        return handler(proc, request)
 
     # --- handlers -----------------------------------------------------------------------
     def _open(self, proc: Process, req: Open) -> int:
@@ -247,26 +248,26 @@ class Kernel:
         return chunk
 
 
-_HANDLERS: dict[type[Any], Callable[[Kernel, Process, Any], object]] = {
-    Open: Kernel._open,
-    Write: Kernel._write,
-    Read: Kernel._read,
-    Fsync: Kernel._fsync,
-    Fdatasync: Kernel._fsync,
-    Close: Kernel._close,
-    Link: Kernel._link,
-    Rename: Kernel._rename,
-    Unlink: Kernel._unlink,
-    Mkdir: Kernel._mkdir,
-    Stat: Kernel._stat,
-    Lstat: Kernel._stat,
-    Fstat: Kernel._fstat,
-    ListDir: Kernel._listdir,
-    FsyncDir: Kernel._fsync_dir,
-    GetTime: Kernel._time,
-    GetPid: Kernel._pid,
-    GetHostname: Kernel._host,
-    GetRandom: Kernel._random,
-    Sleep: Kernel._sleep,
-    ReadInput: Kernel._stdin,
+_HANDLERS: dict[type[Any], str] = {  # request type -> the Kernel method answering it
+    Open: "_open",
+    Write: "_write",
+    Read: "_read",
+    Fsync: "_fsync",
+    Fdatasync: "_fsync",
+    Close: "_close",
+    Link: "_link",
+    Rename: "_rename",
+    Unlink: "_unlink",
+    Mkdir: "_mkdir",
+    Stat: "_stat",
+    Lstat: "_stat",
+    Fstat: "_fstat",
+    ListDir: "_listdir",
+    FsyncDir: "_fsync_dir",
+    GetTime: "_time",
+    GetPid: "_pid",
+    GetHostname: "_host",
+    GetRandom: "_random",
+    Sleep: "_sleep",
+    ReadInput: "_stdin",
 }

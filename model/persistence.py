@@ -36,6 +36,8 @@ class Ordering(enum.Enum):
     SYNC = "durable on return"
     JOURNAL = "a prefix of metadata operations survives (journal order)"
     ANY = "any subset of unsynced metadata operations survives"
+    META_SYNC = "metadata durable when the call returns, data when committed (NFS sync export)"
+    NEVER = "nothing is guaranteed durable, not even after fsync (NFS async export)"
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,11 @@ class Profile:
     @property
     def is_sync(self) -> bool:
         return self.ordering is Ordering.SYNC
+
+    @property
+    def durable_success_possible(self) -> bool:
+        """Can any strategy make a message durable before it reports success here?"""
+        return self.ordering is not Ordering.NEVER
 
 
 PROFILES: dict[str, Profile] = {
@@ -104,13 +111,19 @@ class CrashChoice:
 
 # --- what a sync makes durable ------------------------------------------------------------
 def settle(fs: FileSystem, profile: Profile) -> None:
-    """Called after every operation: under `sync` everything is durable on return (S1)."""
+    """Called after every operation: under `sync` everything is durable on return (S1); on
+    an NFS sync export every metadata operation is (N-S1)."""
     if profile.is_sync and fs.pending:
         fs.make_durable(list(fs.pending))
+    elif profile.ordering is Ordering.META_SYNC and fs.pending:
+        fs.make_durable([op for op in fs.pending if isinstance(op, MetaOp)])
 
 
 def fsync_file(fs: FileSystem, profile: Profile, ino: int) -> None:
-    """fsync(fd): the file's data; on a journal also every metadata operation so far (F2)."""
+    """fsync(fd): the file's data; on a journal also every metadata operation so far (F2).
+    On an NFS async export the server's COMMIT promises nothing (N-S2)."""
+    if profile.ordering is Ordering.NEVER:
+        return
     journal = profile.ordering is Ordering.JOURNAL
     fs.make_durable(
         [
@@ -123,6 +136,8 @@ def fsync_file(fs: FileSystem, profile: Profile, ino: int) -> None:
 
 def fsync_dir(fs: FileSystem, profile: Profile, dir_ino: int) -> None:
     """fsync(dir): the directory's entries; on a journal every metadata operation (F3)."""
+    if profile.ordering is Ordering.NEVER:
+        return
     journal = profile.ordering is Ordering.JOURNAL
     fs.make_durable(
         [
@@ -146,7 +161,7 @@ def data_ops(fs: FileSystem) -> list[DataOp]:
 def kept_meta(profile: Profile, metas: list[MetaOp], choice: CrashChoice) -> list[MetaOp]:
     if profile.ordering is Ordering.JOURNAL:
         return metas[: max(0, len(metas) - choice.dropped_meta)]
-    if profile.ordering is Ordering.ANY:
+    if profile.ordering in (Ordering.ANY, Ordering.NEVER):
         return [op for i, op in enumerate(metas) if not (choice.dropped_meta >> i) & 1]
     return list(metas)
 

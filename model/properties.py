@@ -171,27 +171,31 @@ def _bad_entry(
 
 
 def check_visible(
-    fs: FileSystem, layout: Layout, messages: Mapping[bytes, str]
+    fs: FileSystem, layout: Layout, messages: Mapping[bytes, str], view: str = "live view"
 ) -> Violation | None:
-    """P1 in the live view."""
+    """P1 in the live view (on NFS: the server's, which every other host reads)."""
     data = {
         ino: bytes(fs.inodes[ino].data) for d in layout.visible for ino in fs.entries[d].values()
     }
     why = _bad_entry(fs.entries, data, layout, messages)
-    return Violation("P1", f"live view: {why}") if why else None
+    return Violation("P1", f"{view}: {why}") if why else None
 
 
 def check_crash_states(
-    fs: FileSystem, profile: Profile, layout: Layout, messages: Mapping[bytes, str]
+    fs: FileSystem,
+    profile: Profile,
+    layout: Layout,
+    messages: Mapping[bytes, str],
+    crash: str = "a power loss",
 ) -> Violation | None:
-    """P1 in every state a power loss could leave now."""
+    """P1 in every state a power loss (on NFS: a server crash) could leave now."""
     found = find_crash_state(
         fs, profile, layout.visible, lambda e, d: _bad_entry(e, d, layout, messages)
     )
     if found is None:
         return None
     choice, why = found
-    return Violation("P1", f"after a power loss now: {why}", choice)
+    return Violation("P1", f"after {crash} now: {why}", choice)
 
 
 def check_durable_success(
@@ -200,6 +204,7 @@ def check_durable_success(
     layout: Layout,
     records: Iterable[DeliveryRecord],
     consumed: set[str],
+    crash: str = "a power loss",
 ) -> Violation | None:
     """P2 for every delivery that reported success and whose message the reader kept."""
     for rec in records:
@@ -221,7 +226,7 @@ def check_durable_success(
             witness = find_crash_state(fs, profile, layout.visible, _absent(layout, rec.content))
             return Violation(
                 "P2",
-                f"{rec.label} reported success for {rec.message}, which a power loss could "
+                f"{rec.label} reported success for {rec.message}, which {crash} could "
                 "still remove or corrupt",
                 witness[0] if witness else None,
             )

@@ -1,0 +1,267 @@
+"""NFS (version 3) in the model: client hosts with caches over one server (specs N1-N9).
+
+Theory of operation. The server is the shared `FileSystem`; its export decides durability
+through a persistence profile: a `sync` export puts every metadata operation on stable
+storage before it replies, and file data when the client COMMITs it (RFC 1813 3.3.7,
+3.3.21); an `async` export replies before anything is stable, so a server crash may lose
+acknowledged data and metadata alike, COMMIT included.
+
+Each client host runs an `NfsClientKernel`: the same syscall answers as the local kernel,
+except that
+  - write(2) only fills the client's page cache ("dirty"); close(2) flushes it with
+    close-to-open consistency (`cto`, the default), fsync(2) always: WRITE UNSTABLE, then
+    COMMIT. A write error therefore surfaces at close or fsync (nfs(5));
+  - data sent but not yet committed stays "unstable" in the client; when the server
+    reboots (its write verifier changes) the client sends it again at the next flush;
+  - stat(2) answers from an attribute cache for `acregmin` (3 s), so st_nlink can be
+    stale after a link; under cto, open(2) revalidates the file's attributes;
+  - a lost reply to a non-idempotent call (LINK, REMOVE, RENAME) is retransmitted: with a
+    duplicate-request cache (DRC) the server answers with the first reply, without one
+    the retransmission fails (EEXIST, ENOENT) although the call took effect;
+  - a client crash loses its page cache and its attribute cache.
+Other hosts see the server's data, so a file a client has created but not yet flushed is
+an empty (partial) file for every other host.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from maildircheck.model import persistence
+from maildircheck.model.faults import Fault
+from maildircheck.model.kernel import Kernel, OpenFile, Process
+from maildircheck.model.persistence import Fate, Ordering, Profile
+from maildircheck.model.syscalls import (
+    Close,
+    Fdatasync,
+    FileKind,
+    Fstat,
+    Fsync,
+    Lstat,
+    Open,
+    OpenFlag,
+    Read,
+    Stat,
+    StatResult,
+    Syscall,
+    Write,
+)
+
+EXPORT_SYNC = Profile(
+    "nfs3 sync export",
+    "the server replies to a metadata call once it is on stable storage; file data is "
+    "stable once COMMITted (fsync, or close under cto)",
+    Ordering.META_SYNC,
+    (Fate.KEEP, Fate.LOSE),
+    ("N1",),
+)
+EXPORT_ASYNC = Profile(
+    "nfs3 async export",
+    "the server replies before anything is on stable storage, COMMIT included: a server "
+    "crash can lose acknowledged data and metadata",
+    Ordering.NEVER,
+    (Fate.KEEP, Fate.LOSE),
+    ("N2",),
+)
+
+
+@dataclass(frozen=True)
+class Mount:
+    """The client's mount options that matter here (nfs(5))."""
+
+    cto: bool = True
+    acregmin_us: int = 3_000_000
+
+
+@dataclass(frozen=True)
+class NfsEnv:
+    name: str
+    summary: str
+    export: Profile
+    mount: Mount
+    drc: bool
+    specs: tuple[str, ...]
+
+
+NFS_ENVS: dict[str, NfsEnv] = {
+    e.name: e
+    for e in (
+        NfsEnv(
+            "nfs3-sync",
+            "NFSv3, sync export with a duplicate-request cache, mounted with cto",
+            EXPORT_SYNC,
+            Mount(),
+            True,
+            ("N1", "N3", "N4", "N5"),
+        ),
+        NfsEnv(
+            "nfs3-async-export",
+            "NFSv3, async export: the server acknowledges before data or metadata is stable",
+            EXPORT_ASYNC,
+            Mount(),
+            True,
+            ("N2",),
+        ),
+        NfsEnv(
+            "nfs3-nocto",
+            "NFSv3, sync export, mounted nocto: close does not flush, open does not revalidate",
+            EXPORT_SYNC,
+            Mount(cto=False),
+            True,
+            ("N1", "N3"),
+        ),
+        NfsEnv(
+            "nfs3-nodrc",
+            "NFSv3, sync export, a server without a duplicate-request cache",
+            EXPORT_SYNC,
+            Mount(),
+            False,
+            ("N1", "N6"),
+        ),
+    )
+}
+
+
+@dataclass
+class Pending:
+    """A write the client holds: in its page cache, or sent UNSTABLE and not committed."""
+
+    offset: int
+    data: bytes
+    path: str
+
+
+@dataclass
+class NfsClientKernel(Kernel):
+    """One client host. `fs` is the server's file system, shared with the other hosts."""
+
+    mount: Mount = field(default_factory=Mount)
+    drc: bool = True
+    dirty: dict[int, list[Pending]] = field(default_factory=dict)
+    unstable: dict[int, list[Pending]] = field(default_factory=dict)
+    attrs: dict[int, tuple[StatResult, int]] = field(default_factory=dict)
+
+    # --- what this host sees ----------------------------------------------------------------
+    def view(self, ino: int) -> bytes:
+        """The file as this host sees it: the server's data with its own dirty pages."""
+        data = bytearray(self.fs.inodes[ino].data)
+        for w in self.dirty.get(ino, []):
+            if len(data) < w.offset:
+                data.extend(bytes(w.offset - len(data)))
+            data[w.offset : w.offset + len(w.data)] = w.data
+        return bytes(data)
+
+    def _attributes(self, ino: int, revalidate: bool = False) -> StatResult:
+        cached = self.attrs.get(ino)
+        if cached is not None and not revalidate and cached[1] > self.clock_us:
+            st = cached[0]
+        else:
+            st = self.fs.stat(ino)
+            if st.kind is FileKind.REGULAR:
+                self.attrs[ino] = (st, self.clock_us + self.mount.acregmin_us)
+        if ino in self.dirty and st.kind is FileKind.REGULAR:
+            st = StatResult(
+                st.dev,
+                st.ino,
+                st.kind,
+                st.mode,
+                st.nlink,
+                len(self.view(ino)),
+                st.mtime_us,
+                st.atime_us,
+            )
+        return st
+
+    # --- the client's flush and commit ------------------------------------------------------
+    def flush(self, ino: int) -> None:
+        """WRITE UNSTABLE every dirty page of `ino` to the server."""
+        for w in self.dirty.pop(ino, []):
+            self.fs.write(ino, w.offset, w.data, self.clock_us, w.path)
+            self.unstable.setdefault(ino, []).append(w)
+
+    def commit(self, ino: int) -> None:
+        """COMMIT: the export decides what becomes stable (N1, N2)."""
+        self.flush(ino)
+        persistence.fsync_file(self.fs, self.profile, ino)
+        self.unstable.pop(ino, None)
+
+    def crash(self) -> None:
+        """The client host dies: its page cache and attribute cache are gone (N7)."""
+        self.dirty.clear()
+        self.unstable.clear()
+        self.attrs.clear()
+
+    def server_rebooted(self) -> None:
+        """The write verifier changed: uncommitted data is sent again at the next flush."""
+        for ino, writes in self.unstable.items():
+            self.dirty.setdefault(ino, [])[:0] = writes
+        self.unstable.clear()
+
+    # --- syscalls that differ from a local kernel ---------------------------------------
+    def _open(self, proc: Process, req: Open) -> int:
+        fd = super()._open(proc, req)
+        ino = proc.fds[fd].ino
+        if OpenFlag.TRUNC in req.flags:
+            self.dirty.pop(ino, None)
+        if self.mount.cto:
+            self._attributes(ino, revalidate=True)  # close-to-open: GETATTR on open
+        return fd
+
+    def _write(self, proc: Process, req: Write) -> int:
+        handle: OpenFile = proc.handle(req.fd)
+        if not handle.writable:
+            return super()._write(proc, req)  # EBADF
+        if OpenFlag.APPEND in handle.flags:
+            handle.offset = len(self.view(handle.ino))
+        if req.data:
+            self.dirty.setdefault(handle.ino, []).append(
+                Pending(handle.offset, req.data, handle.path)
+            )
+            self.fs.inodes[handle.ino].mtime_us = self.clock_us
+        handle.offset += len(req.data)
+        return len(req.data)
+
+    def _read(self, proc: Process, req: Read) -> bytes:
+        handle = proc.handle(req.fd)
+        if handle.ino in self.dirty:
+            data = self.view(handle.ino)
+            chunk = data[handle.offset : handle.offset + req.size]
+            handle.offset += len(chunk)
+            return chunk
+        return super()._read(proc, req)
+
+    def _fsync(self, proc: Process, req: Fsync | Fdatasync) -> None:
+        self.commit(proc.handle(req.fd).ino)
+
+    def _close(self, proc: Process, req: Close) -> None:
+        ino = proc.handle(req.fd).ino
+        super()._close(proc, req)
+        if self.mount.cto:
+            self.commit(ino)
+
+    def _stat(self, proc: Process, req: Stat | Lstat) -> object:
+        return self._attributes(self.fs.lookup(req.path))
+
+    def _fstat(self, proc: Process, req: Fstat) -> object:
+        return self._attributes(proc.handle(req.fd).ino)
+
+    def _lose_unsynced(self, ino: int) -> None:
+        """A write error reported at close or fsync: the client drops what it held (N5)."""
+        self.dirty.pop(ino, None)
+        self.unstable.pop(ino, None)
+        super()._lose_unsynced(ino)
+
+    def _faulty(self, proc: Process, request: Syscall[Any], fault: Fault) -> object:
+        if fault.name == "lost-reply" and self.drc:
+            return self._perform(proc, request, 0)  # the DRC replays the first reply (N6)
+        if fault.errno is not None and isinstance(request, Fsync | Fdatasync):
+            handle = proc.fds.get(request.fd)
+            if handle is not None:
+                self._lose_unsynced(handle.ino)
+        return super()._faulty(proc, request, fault)
+
+
+def unflushed(kernels: list[NfsClientKernel]) -> set[int]:
+    """Inodes some client still holds data for that the server does not have."""
+    return {ino for k in kernels for ino in (*k.dirty, *k.unstable)}
