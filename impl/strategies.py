@@ -29,6 +29,8 @@ from maildircheck.impl.catalogue import (
     b9_transient_permanent,
     b10_tmp_leak,
     b11_content_altered,
+    b12_pid_only_name,
+    b13_stale_nlink,
 )
 from maildircheck.model.outcome import Strategy
 from maildircheck.model.properties import PROPERTIES as PROPERTIES
@@ -58,6 +60,7 @@ def _first_line(doc: str | None) -> str:
 
 
 ALL_PROFILES = ("sync", "ext4-ordered", "ext4-writeback", "posix")
+NFS = ("nfs3-sync", "nfs3-nocto", "nfs3-nodrc")  # the NFS environments a strategy can pass
 CRASHING = ("ext4-ordered", "ext4-writeback", "posix")  # where unsynced state can be lost
 
 
@@ -173,6 +176,24 @@ _ENTRIES = (
         "B11",
         "OpenSMTPD mail.maildir (line-based copy)",
         ("P1",),
+    ),
+    _entry(
+        "pid-only-name",
+        b12_pid_only_name.deliver,
+        "B12",
+        "cr.yp.to/proto/maildir.html (time.ID.host); rename agents of B4",
+        ("P3",),
+        ALL_PROFILES + NFS,
+        (),
+    ),
+    _entry(
+        "stale-nlink",
+        b13_stale_nlink.deliver,
+        "B13",
+        "lock-file idiom link + st_nlink == 2; stale NFS attribute caches (nfs(5))",
+        ("P6",),
+        NFS,
+        (),
     ),
 )
 

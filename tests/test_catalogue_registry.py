@@ -31,6 +31,7 @@ from maildircheck.model.syscalls import (
     GetTime,
     Lstat,
     ReadInput,
+    Stat,
     StatResult,
     Syscall,
     Write,
@@ -49,6 +50,8 @@ NAMES = [
     "transient-as-permanent",
     "tmp-leak",
     "content-altered",
+    "pid-only-name",
+    "stale-nlink",
 ]
 
 
@@ -127,6 +130,11 @@ def _stub_reply(request: Syscall[object], late: bool, calls: list[str]) -> objec
         is_dir = request.path.rsplit("/", 1)[-1] in ("tmp", "new")
         kind = FileKind.DIRECTORY if is_dir else FileKind.REGULAR
         return StatResult(1, zlib.crc32(request.path.encode()), kind, 0o600, 1, 4, 0, 0)
+    if isinstance(request, Stat):  # a file's link count: 2 once a link was made
+        nlink = 2 if any(c.startswith("link(") for c in calls) else 1
+        return StatResult(
+            1, zlib.crc32(request.path.encode()), FileKind.REGULAR, 0o600, nlink, 4, 0, 0
+        )
     if isinstance(request, Write):
         return len(request.data)
     answers: dict[str, object] = {"Open": 3, "GetPid": 42, "GetHostname": "h", "GetRandom": 7}

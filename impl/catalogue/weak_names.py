@@ -23,3 +23,13 @@ def time_pid_host(attempt: int) -> SyscallGen[str]:
     pid = yield from call(GetPid())
     host = yield from call(GetHostname())
     return f"{now.seconds}.{pid}.{escape_host(host or 'localhost')}"
+
+
+def time_pid(attempt: int) -> SyscallGen[str]:
+    """`seconds.pid`, with no host part: unique on one host at best, so two NFS clients
+    whose processes share a pid in the same second pick the same name."""
+    if attempt:
+        yield from call(Sleep(2))
+    now = yield from call(GetTime())
+    pid = yield from call(GetPid())
+    return f"{now.seconds}.{pid}"
