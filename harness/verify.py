@@ -110,7 +110,7 @@ class Verdict:
 
 ENVIRONMENT_WHY = (
     "the server acknowledges data and metadata before they are stable, COMMIT included "
-    "(N2): a server crash can lose mail whatever the agent does, so no strategy can keep "
+    "(R2): a server crash can lose mail whatever the agent does, so no strategy can keep "
     "the durability promise here; the strategy itself was checked without server crashes"
 )
 
@@ -129,7 +129,7 @@ def verify(
 ) -> Verdict:
     """Search for a violation of P1-P5 (and P6 with `quality`) within the budget.
 
-    Where no strategy can keep the durability promise (an NFS async export, N2) and the
+    Where no strategy can keep the durability promise (an NFS async export, R2) and the
     threat model has the crash that breaks it, the verdict on the environment is shown
     with the correct strategy's counterexample (`Verdict.environment`), and the strategy
     is checked without that crash. `judge_environment=False` turns this off."""

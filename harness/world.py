@@ -245,7 +245,7 @@ class Host:
 
     def server_crash(self, choice: CrashChoice) -> list[str]:
         """The disk or NFS server restarts from a crash state; NFS clients that still hold
-        uncommitted data send it again (N4)."""
+        uncommitted data send it again (R4)."""
         detail = [
             line.replace(ROOT + "/", "")
             for line in persistence.explain(self.fs, self.profile, choice)

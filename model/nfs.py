@@ -1,4 +1,4 @@
-"""NFS (version 3) in the model: client hosts with caches over one server (specs N1-N9).
+"""NFS (version 3) in the model: client hosts with caches over one server (specs R1-R9).
 
 Theory of operation. The server is the shared `FileSystem`; its export decides durability
 through a persistence profile: a `sync` export puts every metadata operation on stable
@@ -54,7 +54,7 @@ EXPORT_SYNC = Profile(
     "stable once COMMITted (fsync, or close under cto)",
     Ordering.META_SYNC,
     (Fate.KEEP, Fate.LOSE),
-    ("N1",),
+    ("R1",),
 )
 EXPORT_ASYNC = Profile(
     "nfs3 async export",
@@ -62,7 +62,7 @@ EXPORT_ASYNC = Profile(
     "crash can lose acknowledged data and metadata",
     Ordering.NEVER,
     (Fate.KEEP, Fate.LOSE),
-    ("N2",),
+    ("R2",),
 )
 
 
@@ -93,7 +93,7 @@ NFS_ENVS: dict[str, NfsEnv] = {
             EXPORT_SYNC,
             Mount(),
             True,
-            ("N1", "N3", "N4", "N5"),
+            ("R1", "R3", "R4", "R5"),
         ),
         NfsEnv(
             "nfs3-async-export",
@@ -101,7 +101,7 @@ NFS_ENVS: dict[str, NfsEnv] = {
             EXPORT_ASYNC,
             Mount(),
             True,
-            ("N2",),
+            ("R2",),
         ),
         NfsEnv(
             "nfs3-nocto",
@@ -109,7 +109,7 @@ NFS_ENVS: dict[str, NfsEnv] = {
             EXPORT_SYNC,
             Mount(cto=False),
             True,
-            ("N1", "N3"),
+            ("R1", "R3"),
         ),
         NfsEnv(
             "nfs3-nodrc",
@@ -117,7 +117,7 @@ NFS_ENVS: dict[str, NfsEnv] = {
             EXPORT_SYNC,
             Mount(),
             False,
-            ("N1", "N6"),
+            ("R1", "R6"),
         ),
     )
 }
@@ -181,13 +181,13 @@ class NfsClientKernel(Kernel):
             self.unstable.setdefault(ino, []).append(w)
 
     def commit(self, ino: int) -> None:
-        """COMMIT: the export decides what becomes stable (N1, N2)."""
+        """COMMIT: the export decides what becomes stable (R1, R2)."""
         self.flush(ino)
         persistence.fsync_file(self.fs, self.profile, ino)
         self.unstable.pop(ino, None)
 
     def crash(self) -> None:
-        """The client host dies: its page cache and attribute cache are gone (N7)."""
+        """The client host dies: its page cache and attribute cache are gone (R7)."""
         self.dirty.clear()
         self.unstable.clear()
         self.attrs.clear()
@@ -247,14 +247,14 @@ class NfsClientKernel(Kernel):
         return self._attributes(proc.handle(req.fd).ino)
 
     def _lose_unsynced(self, ino: int) -> None:
-        """A write error reported at close or fsync: the client drops what it held (N5)."""
+        """A write error reported at close or fsync: the client drops what it held (R5)."""
         self.dirty.pop(ino, None)
         self.unstable.pop(ino, None)
         super()._lose_unsynced(ino)
 
     def _faulty(self, proc: Process, request: Syscall[Any], fault: Fault) -> object:
         if fault.name == "lost-reply" and self.drc:
-            return self._perform(proc, request, 0)  # the DRC replays the first reply (N6)
+            return self._perform(proc, request, 0)  # the DRC replays the first reply (R6)
         if fault.errno is not None and isinstance(request, Fsync | Fdatasync):
             handle = proc.fds.get(request.fd)
             if handle is not None:

@@ -112,7 +112,7 @@ class CrashChoice:
 # --- what a sync makes durable ------------------------------------------------------------
 def settle(fs: FileSystem, profile: Profile) -> None:
     """Called after every operation: under `sync` everything is durable on return (S1); on
-    an NFS sync export every metadata operation is (N-S1)."""
+    an NFS sync export every metadata operation is (R1)."""
     if profile.is_sync and fs.pending:
         fs.make_durable(list(fs.pending))
     elif profile.ordering is Ordering.META_SYNC and fs.pending:
@@ -121,7 +121,7 @@ def settle(fs: FileSystem, profile: Profile) -> None:
 
 def fsync_file(fs: FileSystem, profile: Profile, ino: int) -> None:
     """fsync(fd): the file's data; on a journal also every metadata operation so far (F2).
-    On an NFS async export the server's COMMIT promises nothing (N-S2)."""
+    On an NFS async export the server's COMMIT promises nothing (R2)."""
     if profile.ordering is Ordering.NEVER:
         return
     journal = profile.ordering is Ordering.JOURNAL

@@ -1,4 +1,4 @@
-"""NFS in the model (N1-N9, faults X8 and X9) and what the checker shows with it.
+"""NFS in the model (R1-R9, faults X8 and X9) and what the checker shows with it.
 
 The first half drives `NfsClientKernel` by hand; the second runs the checker on the NFS
 environments and requires the outcomes issue 3 lists.
@@ -51,7 +51,7 @@ def ok(kernel: NfsClientKernel, proc: Process, request: Syscall[object]) -> obje
 P = Process("D1", 100, "mx1.example")
 
 
-def test_n3_writes_stay_in_the_client_until_close() -> None:
+def test_r3_writes_stay_in_the_client_until_close() -> None:
     fs, a, b = clients()
     fd = ok(a, P, Open("/m/tmp/f", CREATE))
     assert isinstance(fd, int)
@@ -64,18 +64,18 @@ def test_n3_writes_stay_in_the_client_until_close() -> None:
     assert bytes(fs.inodes[ino].data) == b"hello" and fs.durable_data[ino] == b"hello"
 
 
-def test_n3_nocto_close_does_not_flush() -> None:
+def test_r3_nocto_close_does_not_flush() -> None:
     fs, a, _ = clients(Mount(cto=False))
     fd = ok(a, P, Open("/m/tmp/f", CREATE))
     assert isinstance(fd, int)
     ok(a, P, Write(fd, b"hello"))
     ok(a, P, Close(fd))
     assert bytes(fs.inodes[fs.lookup("/m/tmp/f")].data) == b""
-    a.crash()  # N7: the client's page cache dies with it
+    a.crash()  # R7: the client's page cache dies with it
     assert a.dirty == {}
 
 
-def test_n1_sync_export_metadata_at_once_data_at_commit() -> None:
+def test_r1_sync_export_metadata_at_once_data_at_commit() -> None:
     fs, a, _ = clients()
     fd = ok(a, P, Open("/m/tmp/f", CREATE))
     assert isinstance(fd, int)
@@ -89,7 +89,7 @@ def test_n1_sync_export_metadata_at_once_data_at_commit() -> None:
     assert fs.durable_data[fs.lookup("/m/tmp/f")] == b"x"
 
 
-def test_n2_async_export_promises_nothing() -> None:
+def test_r2_async_export_promises_nothing() -> None:
     fs, a, _ = clients(async_export=True)
     fd = ok(a, P, Open("/m/tmp/f", CREATE))
     assert isinstance(fd, int)
@@ -99,7 +99,7 @@ def test_n2_async_export_promises_nothing() -> None:
     assert not EXPORT_ASYNC.durable_success_possible
 
 
-def test_n4_uncommitted_data_is_resent_after_a_server_reboot() -> None:
+def test_r4_uncommitted_data_is_resent_after_a_server_reboot() -> None:
     fs, a, _ = clients()
     fd = ok(a, P, Open("/m/tmp/f", CREATE))
     assert isinstance(fd, int)
@@ -113,7 +113,7 @@ def test_n4_uncommitted_data_is_resent_after_a_server_reboot() -> None:
     assert fs.durable_data[ino] == b"data"
 
 
-def test_n5_write_error_at_close_drops_the_client_data() -> None:
+def test_r5_write_error_at_close_drops_the_client_data() -> None:
     fs, a, _ = clients()
     fd = ok(a, P, Open("/m/tmp/f", CREATE))
     assert isinstance(fd, int)
@@ -124,7 +124,7 @@ def test_n5_write_error_at_close_drops_the_client_data() -> None:
 
 
 @pytest.mark.parametrize(("drc", "expect"), [(True, None), (False, errno.EEXIST)])
-def test_n6_lost_link_reply_with_and_without_a_duplicate_request_cache(
+def test_r6_lost_link_reply_with_and_without_a_duplicate_request_cache(
     drc: bool, expect: int | None
 ) -> None:
     fs, a, _ = clients(drc=drc)
@@ -136,7 +136,7 @@ def test_n6_lost_link_reply_with_and_without_a_duplicate_request_cache(
     assert (reply.errno if isinstance(reply, OSError) else None) == expect
 
 
-def test_n8_attribute_cache_keeps_a_stale_link_count() -> None:
+def test_r8_attribute_cache_keeps_a_stale_link_count() -> None:
     _, a, _ = clients()
     fd = ok(a, P, Open("/m/tmp/f", CREATE))
     assert isinstance(fd, int)
@@ -153,7 +153,7 @@ def test_n8_attribute_cache_keeps_a_stale_link_count() -> None:
 NFS_FAULTS = ("kill", "server-crash", "client-crash", "sigterm", "enospc", "edquot", "eio")
 
 
-def test_n9_vpopmail_partial_message_seen_from_another_host() -> None:
+def test_r9_vpopmail_partial_message_seen_from_another_host() -> None:
     v = verify("vpopmail-4.10.14", "nfs3-sync", NFS_FAULTS, max_examples=300, seed_value=1)
     assert v.violation is not None and v.violation.prop == "P1"
     assert "what a reader on another host sees" in v.violation.why
