@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from maildircheck.impl.strategies import CATALOGUE, StrategyError, describe
-from maildircheck.model.faults import DEFAULT_FAULTS, FAULTS, parse_faults
+from maildircheck.model.faults import DEFAULT_FAULTS, FAULTS, NFS_ONLY, parse_faults
 from maildircheck.model.nfs import NFS_ENVS
 from maildircheck.model.persistence import PROFILES
 from maildircheck.model.properties import PROPERTIES
@@ -231,6 +231,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
         info = describe(args.strategy)
     except StrategyError as err:
         raise UsageError(str(err)) from None
+    explicit_nfs = set(NFS_ONLY) & set(args.faults)
+    if explicit_nfs and set(args.faults) != set(FAULTS) and args.env not in NFS_ENVS:
+        raise UsageError(f"fault {sorted(explicit_nfs)[0]!r} needs an NFS environment (nfs3-*)")
     run = (
         args.strategy,
         args.env,

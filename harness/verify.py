@@ -19,7 +19,7 @@ from hypothesis.stateful import get_state_machine_test
 from maildircheck.harness.machine import Config, PropertyViolated, RunLog, machine_for
 from maildircheck.harness.timeline import Timeline
 from maildircheck.impl.strategies import resolve
-from maildircheck.model.faults import DEFAULT_FAULTS
+from maildircheck.model.faults import DEFAULT_FAULTS, FAULTS, NFS_ONLY
 from maildircheck.model.nfs import NFS_ENVS
 from maildircheck.model.outcome import Strategy
 from maildircheck.model.persistence import PROFILES
@@ -138,7 +138,9 @@ def verify(
     checked = SAFETY + (("P6",) if quality else ()) + (("L1",) if strict_lifecycle else ())
     if env not in PROFILES and env not in NFS_ENVS:
         raise ValueError(f"unknown environment {env!r}")
-    nfs_only = {"server-crash", "client-crash"} & set(faults)
+    if set(faults) == set(FAULTS) and env not in NFS_ENVS:  # "all" on a local disk
+        faults = tuple(f for f in faults if f not in NFS_ONLY)
+    nfs_only = set(NFS_ONLY) & set(faults)
     if nfs_only and env not in NFS_ENVS:
         raise ValueError(f"fault {sorted(nfs_only)[0]!r} needs an NFS environment (nfs3-*)")
     profile = NFS_ENVS[env].export if env in NFS_ENVS else PROFILES[env]

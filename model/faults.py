@@ -96,6 +96,7 @@ FAULTS: dict[str, Fault] = {
     )
 }
 
+NFS_ONLY = ("server-crash", "client-crash")
 STEP_FAULTS = ("kill", "power-loss", "sigterm", "server-crash", "client-crash")
 REPLY_FAULTS = ("enospc", "edquot", "eio", "lost-reply")
 DEFAULT_FAULTS = ("kill", "power-loss", "sigterm", "enospc", "edquot", "eio")

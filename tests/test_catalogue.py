@@ -12,14 +12,14 @@ import pytest
 
 from maildircheck.harness.verify import verify
 from maildircheck.impl.strategies import CATALOGUE
-from maildircheck.model.faults import DEFAULT_FAULTS, FAULTS
+from maildircheck.model.faults import DEFAULT_FAULTS, FAULTS, NFS_ONLY
 from maildircheck.model.persistence import PROFILES
 
 FLAWED = [name for name, info in CATALOGUE.items() if info.bug_class]
 UNSAFE = [(name, env) for name in FLAWED for env in CATALOGUE[name].unsafe_on]
 SAFE = [(name, env) for name in FLAWED for env in PROFILES if env not in CATALOGUE[name].unsafe_on]
 SEEDS = (1, 2)
-NO_DEATH = tuple(f for f in FAULTS if f not in ("kill", "power-loss"))
+NO_DEATH = tuple(f for f in FAULTS if f not in ("kill", "power-loss", *NFS_ONLY))
 LOCAL_NO_DEATH = tuple(f for f in NO_DEATH if f != "lost-reply")
 
 

@@ -124,6 +124,7 @@ def test_user_strategy_file_checks_like_correct(
         (["--strategy", "correct", "--env", "sync", "--seed", "x"], "'x'"),
         (["--strategy", "missing.py:deliver", "--env", "sync"], "missing.py"),
         (["--env", "sync"], "--strategy"),
+        (["--strategy", "correct", "--env", "sync", "--faults", "server-crash"], "NFS"),
     ],
 )
 def test_usage_errors(capsys: pytest.CaptureFixture[str], argv: list[str], needle: str) -> None:
