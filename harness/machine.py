@@ -360,12 +360,14 @@ def machine_for(config: Config, log: RunLog) -> type[DeliveryMachine]:
         ns["r_kill"] = has_delivery(rule(which=st.integers(0, 1))(M.kill))
     if "sigterm" in config.faults:
         ns["r_sigterm"] = has_delivery(rule(which=st.integers(0, 1))(M.sigterm))
-    crash_draws = {
-        "dropped": st.integers(0, 4095),
-        "fates": st.lists(st.integers(0, 3), max_size=12),
-    }
+
+    def crash_rule(method: Any) -> Any:
+        return rule(dropped=st.integers(0, 4095), fates=st.lists(st.integers(0, 3), max_size=12))(
+            method
+        )
+
     if "power-loss" in config.faults:
-        ns["r_power"] = rule(**crash_draws)(M.power_loss)
+        ns["r_power"] = crash_rule(M.power_loss)
     if config.env in NFS_ENVS:
         ns["r_start"] = precondition(M.can_start)(
             rule(
@@ -378,7 +380,7 @@ def machine_for(config: Config, log: RunLog) -> type[DeliveryMachine]:
             )(M.start_delivery)
         )
         if "server-crash" in config.faults:
-            ns["r_server"] = rule(**crash_draws)(M.server_crash)
+            ns["r_server"] = crash_rule(M.server_crash)
         if "client-crash" in config.faults:
             ns["r_client"] = rule(which=st.integers(0, 1))(M.client_crash)
     return type("Check", (DeliveryMachine,), ns)

@@ -18,7 +18,8 @@ import pytest
 
 from maildircheck.harness.cli import main
 from maildircheck.impl.strategies import CATALOGUE
-from maildircheck.model.faults import FAULTS
+from maildircheck.model.faults import FAULTS, NFS_ONLY
+from maildircheck.model.nfs import NFS_ENVS
 from maildircheck.model.persistence import PROFILES
 from maildircheck.model.properties import PROPERTIES
 
@@ -154,7 +155,7 @@ def test_faults_none_and_all(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     assert json.loads(out)["faults"] == []
     code, out, _ = run(capsys, *CORRECT, "--max-examples", "5", "--faults", "all", "--json")
-    assert json.loads(out)["faults"] == list(FAULTS)
+    assert json.loads(out)["faults"] == [f for f in FAULTS if f not in NFS_ONLY]  # local env
 
 
 def test_list_json(capsys: pytest.CaptureFixture[str]) -> None:
@@ -162,7 +163,7 @@ def test_list_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     data = json.loads(out)
     assert [s["name"] for s in data["strategies"]] == list(CATALOGUE)
-    assert [p["name"] for p in data["profiles"]] == list(PROFILES)
+    assert [p["name"] for p in data["profiles"]] == [*PROFILES, *NFS_ENVS]
     assert [f["name"] for f in data["faults"]] == list(FAULTS)
     assert [p["id"] for p in data["properties"]] == list(PROPERTIES)
     vpop = next(s for s in data["strategies"] if s["name"] == "vpopmail-4.10.14")

@@ -311,7 +311,7 @@ def test_e2_cleaner_removes_only_tmp_files_older_than_36_hours() -> None:
 
 
 def test_e3_the_mta_retries_what_was_not_reported_delivered() -> None:
-    host = Host(PROFILES["sync"])
+    host = Host("sync")
     assert host.undelivered() == ["m1", "m2", "m3"]
     _, record = host.spawn_delivery("D1", 100, "m1")
     record.outcome = TemporaryFailure("x")
