@@ -1,6 +1,6 @@
 """Faults the checker can inject, and which requests each one can hit.
 
-Two families (specs/requirements.md, X1-X9):
+Two families (specs/requirements.md, X1-X10):
   - process and machine faults, which the checker schedules as steps of their own:
     `kill` (kill -9 at a syscall: the live view stays), `power-loss` (the live view is
     replaced by a crash state the profile allows), `sigterm` (the agent is told to stop:
@@ -93,12 +93,20 @@ FAULTS: dict[str, Fault] = {
             None,
             (Link, Unlink, Rename),
         ),
+        Fault(
+            "soft-timeout",
+            "a soft mount gives up on a call (EIO) that the server still performs: link, "
+            "unlink, rename (NFS environments only, nfs(5) soft)",
+            "X10",
+            None,
+            (Link, Unlink, Rename),
+        ),
     )
 }
 
-NFS_ONLY = ("server-crash", "client-crash")
+NFS_ONLY = ("server-crash", "client-crash", "soft-timeout")
 STEP_FAULTS = ("kill", "power-loss", "sigterm", "server-crash", "client-crash")
-REPLY_FAULTS = ("enospc", "edquot", "eio", "lost-reply")
+REPLY_FAULTS = ("enospc", "edquot", "eio", "lost-reply", "soft-timeout")
 DEFAULT_FAULTS = ("kill", "power-loss", "sigterm", "enospc", "edquot", "eio")
 
 

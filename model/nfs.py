@@ -18,6 +18,7 @@ except that
   - a lost reply to a non-idempotent call (LINK, REMOVE, RENAME) is retransmitted: with a
     duplicate-request cache (DRC) the server answers with the first reply, without one
     the retransmission fails (EEXIST, ENOENT) although the call took effect;
+  - a soft mount's time-out answers EIO for a call the server still performs (X10);
   - a client crash loses its page cache and its attribute cache.
 Other hosts see the server's data, so a file a client has created but not yet flushed is
 an empty (partial) file for every other host.
@@ -25,11 +26,13 @@ an empty (partial) file for every other host.
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass, field
 from typing import Any
 
 from maildircheck.model import persistence
 from maildircheck.model.faults import Fault
+from maildircheck.model.fs import oserror
 from maildircheck.model.kernel import Kernel, OpenFile, Process
 from maildircheck.model.persistence import Fate, Ordering, Profile
 from maildircheck.model.syscalls import (
@@ -255,6 +258,9 @@ class NfsClientKernel(Kernel):
     def _faulty(self, proc: Process, request: Syscall[Any], fault: Fault) -> object:
         if fault.name == "lost-reply" and self.drc:
             return self._perform(proc, request, 0)  # the DRC replays the first reply (R6)
+        if fault.name == "soft-timeout":
+            self._perform(proc, request, 0)  # the server performs it; the client gave up
+            return oserror(errno.EIO)
         if fault.errno is not None and isinstance(request, Fsync | Fdatasync):
             handle = proc.fds.get(request.fd)
             if handle is not None:

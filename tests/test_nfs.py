@@ -190,7 +190,7 @@ def test_ambiguous_link_duplicates_without_a_drc_where_correct_delivers_once() -
 
 @pytest.mark.parametrize("env", ["nfs3-sync", "nfs3-nocto", "nfs3-nodrc"])
 def test_correct_strategy_holds_on_nfs(env: str) -> None:
-    faults = (*NFS_FAULTS, "lost-reply")
+    faults = (*NFS_FAULTS, "lost-reply", "soft-timeout")
     v = verify("correct", env, faults, max_examples=250, seed_value=3, strict_lifecycle=True)
     assert v.holds, f"{v.violation}\n{v.timeline.render() if v.timeline else ''}"
     assert v.environment is None
@@ -218,3 +218,27 @@ def test_pid_only_names_collide_between_two_hosts() -> None:
 def test_nfs_only_faults_need_an_nfs_environment() -> None:
     with pytest.raises(ValueError, match="needs an NFS environment"):
         verify("correct", "sync", ("server-crash",), max_examples=5)
+
+
+def test_soft_mount_timeout_duplicates_unless_the_link_is_checked_by_inode() -> None:
+    """X10: EIO for a link the server performed. The correct strategy's dev+ino check
+    sees it happened; ambiguous-link-fails reports failure and the retry duplicates."""
+    bad = verify(
+        "ambiguous-link-fails",
+        "nfs3-sync",
+        ("soft-timeout",),
+        max_examples=1000,
+        seed_value=1,
+        quality=True,
+    )
+    assert bad.violation is not None and bad.violation.prop == "P6"
+    assert bad.timeline is not None and "[fault: soft-timeout]" in bad.timeline.render()
+    good = verify(
+        "correct",
+        "nfs3-sync",
+        ("soft-timeout", "eio"),
+        max_examples=300,
+        seed_value=1,
+        quality=True,
+    )
+    assert good.holds, str(good.violation)
