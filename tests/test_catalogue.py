@@ -71,8 +71,6 @@ def test_correct_strategy_holds(env: str, faults: tuple[str, ...]) -> None:
     assert v.syscalls > 2000  # the search really ran deliveries, not empty examples
 
 
-
-
 @pytest.mark.parametrize("env", list(PROFILES))
 def test_correct_strategy_delivers_at_most_once(env: str) -> None:
     """P6 holds for the correct strategy under every fault that does not kill it - a lost
