@@ -8,8 +8,10 @@ CLI prints (schema documented in docs/counterexamples.md).
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,11 +50,16 @@ class Verdict:
         return self.violation is None
 
     def status(self, prop: str) -> str:
+        """violated / holds / observed (seen, not checked) / not checked; and, when the
+        search stopped at another property's violation, "no counterexample" (it was
+        checked until then, which does not make it hold)."""
         if self.violation is not None and self.violation.prop == prop:
             return "violated"
         if prop in self.observed:
             return "violated" if prop in self.checked else "observed"
-        return "holds" if prop in self.checked else "not checked"
+        if prop not in self.checked:
+            return "not checked"
+        return "holds" if self.violation is None else "no counterexample"
 
     def replay_command(self) -> str:
         faults = ",".join(self.faults) or "none"
@@ -113,6 +120,31 @@ ENVIRONMENT_WHY = (
     "(R2): a server crash can lose mail whatever the agent does, so no strategy can keep "
     "the durability promise here; the strategy itself was checked without server crashes"
 )
+
+
+@contextlib.contextmanager
+def _same_search_everywhere() -> Iterator[None]:
+    """Make a seeded search the same in every process. Hypothesis mixes into its draws
+    constants it collects from whatever local modules the process has imported (keyed by
+    module id), so a seed replayed from the CLI could explore differently than in the run
+    that printed it. The checker's draws are indices and choices, not literals worth
+    mining, so that pool is switched off for the duration of the search."""
+    try:
+        from hypothesis.internal.conjecture import providers
+
+        original = providers._get_local_constants
+        empty = providers.Constants()
+        cache = providers.CONSTANTS_CACHE.cache
+    except (ImportError, AttributeError):  # a Hypothesis without the pool
+        yield
+        return
+    providers._get_local_constants = lambda: empty
+    cache.clear()
+    try:
+        yield
+    finally:
+        providers._get_local_constants = original
+        cache.clear()
 
 
 def verify(
@@ -178,7 +210,8 @@ def verify(
         test = seed(seed_value)(test)
     started = time.perf_counter()
     try:
-        test()
+        with _same_search_everywhere():
+            test()
     except PropertyViolated:
         pass
     return Verdict(

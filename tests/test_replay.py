@@ -1,0 +1,60 @@
+"""A counterexample replays: the command a report prints gives the same timeline in a new
+process, whatever else that process has imported (harness/verify.py keeps Hypothesis from
+mixing constants of the loaded modules into its draws)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from maildircheck.harness.verify import verify
+
+BIN = Path(sys.executable).parent
+
+
+def test_replay_command_reproduces_the_counterexample_in_a_fresh_process() -> None:
+    v = verify(
+        "no-dir-fsync",
+        "ext4-ordered",
+        ("kill", "power-loss", "sigterm"),
+        max_examples=300,
+        seed_value=1,
+    )
+    assert v.violation is not None and v.timeline is not None
+    argv = shlex.split(v.replay_command())
+    assert argv[0] == "maildircheck"
+    out = subprocess.run(
+        [str(BIN / "maildircheck"), *argv[1:], "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert out.returncode == 1, out.stderr
+    data = json.loads(out.stdout)
+    assert data["violation"]["property"] == v.violation.prop
+    assert data["counterexample"]["steps"] == v.timeline.as_json()
+
+
+def test_seeded_search_does_not_depend_on_the_process() -> None:
+    script = (
+        "import sys, json, decimal, fractions, statistics\n"
+        "junk = [object() for _ in range(int(sys.argv[1]))]\n"
+        "from maildircheck.harness.verify import verify\n"
+        "v = verify('non-exclusive-create', 'posix', (), max_examples=400, seed_value=1)\n"
+        "print(json.dumps(v.timeline.as_json() if v.timeline else None))\n"
+    )
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", script, str(n)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        ).stdout
+        for n in (0, 5000)
+    ]
+    assert runs[0] == runs[1] and runs[0].strip() != "null"
