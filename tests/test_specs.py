@@ -1,8 +1,8 @@
 """specs/requirements.md against the code and the tests.
 
 Owns: the spec defines every requirement ID the code cites (in model/, impl/ and harness/,
-ranges such as "X4-X6" included); every P, S, F, X, E and L requirement is cited by at
-least one test file (so a requirement without a test fails here, naming the missing IDs);
+ranges such as "X4-X6" included); every P, S, F, X, E, L and R requirement is cited by
+at least one test file (so a requirement without a test fails here, naming the missing IDs);
 every test named in a "Checked by" entry exists; every specs/ or docs/ file the code
 names exists.
 """
@@ -18,11 +18,11 @@ CODE_DIRS = ("model", "impl", "harness")
 THIS = Path(__file__).resolve()
 
 # Family letter -> how many IDs it has (P1-P6, S1-S4, ...).
-FAMILIES = {"P": 6, "S": 4, "F": 8, "X": 7, "E": 5, "L": 1, "N": 1, "A": 13}
-MUST_BE_TESTED = "PSFXEL"
+FAMILIES = {"P": 6, "S": 4, "F": 8, "X": 10, "E": 5, "L": 1, "N": 1, "A": 13, "R": 9}
+MUST_BE_TESTED = "PSFXELR"
 
-_ONE = re.compile(r"\b([PSFXELNA])(\d{1,2})\b")
-_RANGE = re.compile(r"\b([PSFXELNA])(\d{1,2})\s*-\s*\1?(\d{1,2})\b")
+_ONE = re.compile(r"\b([PSFXELNAR])(\d{1,2})\b")
+_RANGE = re.compile(r"\b([PSFXELNAR])(\d{1,2})\s*-\s*\1?(\d{1,2})\b")
 _HEADING = re.compile(r"^### ([A-Z]\d{1,2}) ", re.MULTILINE)
 _TEST_REF = re.compile(r"`(tests/[\w/]+\.py)::(\w+)`")
 _FILE_REF = re.compile(r"\b((?:specs|docs)/[\w/.-]+\.(?:md|py))\b")
