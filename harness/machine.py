@@ -92,7 +92,7 @@ class DeliveryMachine(RuleBasedStateMachine):
         self.actors: list[Actor] = []
         self.reader_memory: set[str] = set()
         self.count = 0
-        self.last_key: tuple[int, int, int] | None = None
+        self.last_key: tuple[int, int, int, int] | None = None
         self.log.examples += 1
 
     # --- rule bodies (machine_for wraps them as rules with this configuration's draws) ----
@@ -118,7 +118,10 @@ class DeliveryMachine(RuleBasedStateMachine):
         new process runs its first `count` syscalls; getrandom answers it `entropy`."""
         busy = {a.record.message for a in self.deliveries() if a.record}
         waiting = [m for m in self.host.undelivered() if m not in busy]
-        free = [p for p in PID_POOL if p not in {a.proc.pid for a in self.actors}]
+        hosts = list(self.host.kernels)
+        on_host = hosts[on % len(hosts)]
+        used = {a.proc.pid for a in self.actors if a.proc.host == on_host}  # pids are per host
+        free = [p for p in PID_POOL if p not in used]
         message = waiting[which % len(waiting)]
         self.count += 1
         label = f"D{self.count}"

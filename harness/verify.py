@@ -133,7 +133,7 @@ def _same_search_everywhere() -> Iterator[None]:
         from hypothesis.internal.conjecture import providers
 
         original = providers._get_local_constants
-        empty = providers.Constants()
+        empty = type(original())()  # an empty pool of Hypothesis's own Constants type
         cache = providers.CONSTANTS_CACHE.cache
     except (ImportError, AttributeError):  # a Hypothesis without the pool
         yield

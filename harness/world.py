@@ -146,10 +146,12 @@ class Host:
         for kernel in self.kernels.values():
             kernel.clock_us += us
 
-    def key(self) -> tuple[int, int, int]:
-        """Changes whenever a property's answer could: the file system, a report, a deletion."""
+    def key(self) -> tuple[int, int, int, int]:
+        """Changes whenever a property's answer could: the file system, a report, a
+        deletion, a refused unlink (which excuses a tmp/ file, P4)."""
         reports = sum(1 for r in self.records if r.outcome is not None)
-        return (self.fs.version, reports, len(self.consumed))
+        refused = sum(len(r.refused_unlinks) for r in self.records)
+        return (self.fs.version, reports, len(self.consumed), refused)
 
     def visible(self) -> dict[int, str]:
         return visible_messages(self.fs, self.layout)

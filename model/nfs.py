@@ -188,6 +188,7 @@ class NfsClientKernel(Kernel):
         self.flush(ino)
         persistence.fsync_file(self.fs, self.profile, ino)
         self.unstable.pop(ino, None)
+        self._attributes(ino, revalidate=True)  # WRITE/COMMIT replies carry attributes
 
     def crash(self) -> None:
         """The client host dies: its page cache and attribute cache are gone (R7)."""
