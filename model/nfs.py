@@ -18,6 +18,10 @@ except that
   - a lost reply to a non-idempotent call (LINK, REMOVE, RENAME) is retransmitted: with a
     duplicate-request cache (DRC) the server answers with the first reply, without one
     the retransmission fails (EEXIST, ENOENT) although the call took effect;
+  - stat(2) resolves the last name of a path through a lookup cache (lookupcache=all:
+    positive and negative entries; pos; none) believed for `acdirmin` (30 s), so another
+    host's new file can stay invisible (ENOENT) and a removed one stale (ESTALE); the
+    host's own changes to a name, and open(2), look it up afresh;
   - a soft mount's time-out answers EIO for a call the server still performs (X10);
   - a client crash loses its page cache and its attribute cache.
 Other hosts see the server's data, so a file a client has created but not yet flushed is
@@ -41,13 +45,16 @@ from maildircheck.model.syscalls import (
     FileKind,
     Fstat,
     Fsync,
+    Link,
     Lstat,
     Open,
     OpenFlag,
     Read,
+    Rename,
     Stat,
     StatResult,
     Syscall,
+    Unlink,
     Write,
 )
 
@@ -75,6 +82,8 @@ class Mount:
 
     cto: bool = True
     acregmin_us: int = 3_000_000
+    acdirmin_us: int = 30_000_000
+    lookupcache: str = "all"  # "all" (positive and negative entries), "pos" or "none"
 
 
 @dataclass(frozen=True)
@@ -144,6 +153,7 @@ class NfsClientKernel(Kernel):
     dirty: dict[int, list[Pending]] = field(default_factory=dict)
     unstable: dict[int, list[Pending]] = field(default_factory=dict)
     attrs: dict[int, tuple[StatResult, int]] = field(default_factory=dict)
+    lookups: dict[tuple[int, str], tuple[int | None, int]] = field(default_factory=dict)
 
     # --- what this host sees ----------------------------------------------------------------
     def view(self, ino: int) -> bytes:
@@ -176,6 +186,33 @@ class NfsClientKernel(Kernel):
             )
         return st
 
+    def resolve(self, path: str) -> int:
+        """LOOKUP of a path's last name through the lookup cache (R10): a cached entry -
+        "this name is inode N" or, with lookupcache=all, "no such name" - is believed until
+        the directory's attributes expire (acdirmin), whatever the server now holds."""
+        parent, name = self.fs.parent_of(path)
+        cached = self.lookups.get((parent, name))
+        if cached is not None and cached[1] > self.clock_us:
+            if cached[0] is None:
+                raise oserror(errno.ENOENT, path)
+            if self.fs.link_count(cached[0]) == 0:
+                raise oserror(errno.ESTALE, path)  # the server no longer has that file
+            return cached[0]
+        ino = self.fs.entries[parent].get(name)
+        if self.mount.lookupcache == "all" or (self.mount.lookupcache == "pos" and ino):
+            self.lookups[(parent, name)] = (ino, self.clock_us + self.mount.acdirmin_us)
+        if ino is None:
+            raise oserror(errno.ENOENT, path)
+        return ino
+
+    def _forget(self, *paths: str) -> None:
+        """This host's own change to a name updates its own lookup cache."""
+        for path in paths:
+            try:
+                self.lookups.pop(self.fs.parent_of(path), None)
+            except OSError:
+                pass
+
     # --- the client's flush and commit ------------------------------------------------------
     def flush(self, ino: int) -> None:
         """WRITE UNSTABLE every dirty page of `ino` to the server."""
@@ -195,6 +232,7 @@ class NfsClientKernel(Kernel):
         self.dirty.clear()
         self.unstable.clear()
         self.attrs.clear()
+        self.lookups.clear()
 
     def server_rebooted(self) -> None:
         """The write verifier changed: uncommitted data is sent again at the next flush."""
@@ -204,6 +242,7 @@ class NfsClientKernel(Kernel):
 
     # --- syscalls that differ from a local kernel ---------------------------------------
     def _open(self, proc: Process, req: Open) -> int:
+        self._forget(req.path)  # open(2) looks the name up again on the server (LOOKUP_OPEN)
         fd = super()._open(proc, req)
         ino = proc.fds[fd].ino
         if OpenFlag.TRUNC in req.flags:
@@ -245,7 +284,19 @@ class NfsClientKernel(Kernel):
             self.commit(ino)
 
     def _stat(self, proc: Process, req: Stat | Lstat) -> object:
-        return self._attributes(self.fs.lookup(req.path))
+        return self._attributes(self.resolve(req.path))
+
+    def _link(self, proc: Process, req: Link) -> None:
+        self._forget(req.dst)
+        super()._link(proc, req)
+
+    def _unlink(self, proc: Process, req: Unlink) -> None:
+        self._forget(req.path)
+        super()._unlink(proc, req)
+
+    def _rename(self, proc: Process, req: Rename) -> None:
+        self._forget(req.src, req.dst)
+        super()._rename(proc, req)
 
     def _fstat(self, proc: Process, req: Fstat) -> object:
         return self._attributes(proc.handle(req.fd).ino)

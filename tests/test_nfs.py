@@ -261,3 +261,34 @@ def test_soft_mount_timeout_duplicates_unless_the_link_is_checked_by_inode() -> 
         quality=True,
     )
     assert good.holds, str(good.violation)
+
+
+@pytest.mark.parametrize(("mode", "hidden"), [("all", True), ("pos", False), ("none", False)])
+def test_r10_lookup_cache_hides_another_hosts_new_file(mode: str, hidden: bool) -> None:
+    _, a, b = clients(Mount(lookupcache=mode))
+    reader = Process("R", 200, "mx2.example")
+    assert isinstance(b.execute(reader, Stat("/m/new/f")), OSError)  # b looks: no such name
+    fd = ok(a, P, Open("/m/new/f", CREATE))  # host a creates it on the server
+    assert isinstance(fd, int)
+    ok(a, P, Close(fd))
+    reply = b.execute(reader, Stat("/m/new/f"))
+    assert isinstance(reply, OSError) is hidden  # a cached negative entry is still believed
+    b.clock_us += 30_000_001  # acdirmin
+    assert isinstance(b.execute(reader, Stat("/m/new/f")), StatResult)
+
+
+def test_r10_positive_entry_of_a_removed_file_is_stale() -> None:
+    from maildircheck.model.syscalls import Unlink
+
+    fs, a, b = clients()
+    fd = ok(a, P, Open("/m/new/f", CREATE))
+    assert isinstance(fd, int)
+    ok(a, P, Close(fd))
+    reader = Process("R", 200, "mx2.example")
+    ok(b, reader, Stat("/m/new/f"))  # b caches "new/f is inode N"
+    ok(a, P, Unlink("/m/new/f"))
+    reply = b.execute(reader, Stat("/m/new/f"))
+    assert isinstance(reply, OSError) and reply.errno == errno.ESTALE
+    assert fs.find("/m/new/f") is None
+    own = a.execute(P, Stat("/m/new/f"))  # the host that removed it knows
+    assert isinstance(own, OSError) and own.errno == errno.ENOENT
