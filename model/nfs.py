@@ -1,4 +1,4 @@
-"""NFS (version 3) in the model: client hosts with caches over one server (specs R1-R9).
+"""NFS (version 3) in the model: client hosts with caches over one server (specs R1-R10).
 
 Theory of operation. The server is the shared `FileSystem`; its export decides durability
 through a persistence profile: a `sync` export puts every metadata operation on stable
