@@ -1,4 +1,4 @@
-"""NFS in the model (R1-R9, faults X8 and X9) and what the checker shows with it.
+"""NFS in the model (R1-R10, faults X8-X10) and what the checker shows with it.
 
 The first half drives `NfsClientKernel` by hand; the second runs the checker on the NFS
 environments and requires the outcomes issue 3 lists.
