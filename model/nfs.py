@@ -302,10 +302,11 @@ class NfsClientKernel(Kernel):
         return self._attributes(proc.handle(req.fd).ino)
 
     def _lose_unsynced(self, ino: int) -> None:
-        """A write error reported at close or fsync: the client drops what it held (R5)."""
-        self.dirty.pop(ino, None)
-        self.unstable.pop(ino, None)
-        super()._lose_unsynced(ino)
+        """A write error reported at close or fsync: the flush failed, so the pages the
+        client still held never reach the server, and it drops them (R5). What the server
+        already has stays: data committed earlier is not undone by a later error."""
+        if self.dirty.pop(ino, None) or self.unstable.pop(ino, None):
+            self.fs.version += 1
 
     def _faulty(self, proc: Process, request: Syscall[Any], fault: Fault) -> object:
         if fault.name == "lost-reply" and self.drc:
