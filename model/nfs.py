@@ -10,7 +10,8 @@ Each client host runs an `NfsClientKernel`: the same syscall answers as the loca
 except that
   - write(2) only fills the client's page cache ("dirty"); close(2) flushes it with
     close-to-open consistency (`cto`, the default), fsync(2) always: WRITE UNSTABLE, then
-    COMMIT. A write error therefore surfaces at close or fsync (nfs(5));
+    COMMIT. A write error therefore surfaces at close or fsync (nfs(5)): a fault aimed at
+    write(2) succeeds there and is reported by the next close (cto) or fsync;
   - data sent but not yet committed stays "unstable" in the client; when the server
     reboots (its write verifier changes) the client sends it again at the next flush;
   - stat(2) answers from an attribute cache for `acregmin` (3 s), so st_nlink can be
@@ -154,6 +155,7 @@ class NfsClientKernel(Kernel):
     unstable: dict[int, list[Pending]] = field(default_factory=dict)
     attrs: dict[int, tuple[StatResult, int]] = field(default_factory=dict)
     lookups: dict[tuple[int, str], tuple[int | None, int]] = field(default_factory=dict)
+    deferred: dict[int, int] = field(default_factory=dict)  # ino -> errno due at close/fsync
 
     # --- what this host sees ----------------------------------------------------------------
     def view(self, ino: int) -> bytes:
@@ -233,6 +235,7 @@ class NfsClientKernel(Kernel):
         self.unstable.clear()
         self.attrs.clear()
         self.lookups.clear()
+        self.deferred.clear()
 
     def server_rebooted(self) -> None:
         """The write verifier changed: uncommitted data is sent again at the next flush."""
@@ -275,13 +278,23 @@ class NfsClientKernel(Kernel):
         return super()._read(proc, req)
 
     def _fsync(self, proc: Process, req: Fsync | Fdatasync) -> None:
-        self.commit(proc.handle(req.fd).ino)
+        ino = proc.handle(req.fd).ino
+        self._raise_deferred(ino)
+        self.commit(ino)
 
     def _close(self, proc: Process, req: Close) -> None:
         ino = proc.handle(req.fd).ino
         super()._close(proc, req)
         if self.mount.cto:
+            self._raise_deferred(ino)
             self.commit(ino)
+
+    def _raise_deferred(self, ino: int) -> None:
+        """A write error the server returned while flushing is reported now (R5)."""
+        code = self.deferred.pop(ino, None)
+        if code is not None:
+            self._lose_unsynced(ino)
+            raise oserror(code)
 
     def _stat(self, proc: Process, req: Stat | Lstat) -> object:
         return self._attributes(self.resolve(req.path))
@@ -314,6 +327,13 @@ class NfsClientKernel(Kernel):
         if fault.name == "soft-timeout":
             self._perform(proc, request, 0)  # the server performs it; the client gave up
             return oserror(errno.EIO)
+        if fault.errno is not None and isinstance(request, Write):
+            # the page goes into the cache; the server's error comes back at close/fsync
+            reply = self._perform(proc, request, 0)
+            handle = proc.fds.get(request.fd)
+            if handle is not None and not isinstance(reply, OSError):
+                self.deferred.setdefault(handle.ino, fault.errno)
+            return reply
         if fault.errno is not None and isinstance(request, Fsync | Fdatasync):
             handle = proc.fds.get(request.fd)
             if handle is not None:

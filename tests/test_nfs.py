@@ -305,3 +305,13 @@ def test_every_strategy_runs_on_every_nfs_environment(env: str) -> None:
         v = verify(name, env, tuple(ALL), max_examples=15, seed_value=1)
         assert v.examples > 0
         assert v.holds or v.timeline is not None
+
+
+def test_r5_a_write_error_is_reported_at_close_not_at_write() -> None:
+    fs, a, _ = clients()
+    fd = ok(a, P, Open("/m/tmp/f", CREATE))
+    assert isinstance(fd, int)
+    assert a.execute(P, Write(fd, b"data"), FAULTS["edquot"]) == 4  # write(2) "succeeds"
+    reply = a.execute(P, Close(fd))
+    assert isinstance(reply, OSError) and reply.errno == errno.EDQUOT
+    assert bytes(fs.inodes[fs.lookup("/m/tmp/f")].data) == b"" and fd not in P.fds
