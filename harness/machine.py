@@ -24,7 +24,7 @@ from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 from maildircheck.harness import world
 from maildircheck.harness.actors import cleaner, reader
 from maildircheck.harness.timeline import Timeline
-from maildircheck.model.faults import FAULTS, REPLY_FAULTS
+from maildircheck.model.faults import FAULT_KINDS, FAULTS, REPLY_FAULTS, kind_of_type
 from maildircheck.model.lifecycle import Stage
 from maildircheck.model.nfs import NFS_ENVS
 from maildircheck.model.outcome import DeliveryRequest, Outcome, PermanentFailure, Strategy
@@ -152,7 +152,7 @@ class DeliveryMachine(RuleBasedStateMachine):
             if (
                 armed
                 and request
-                and kind_of(request) == armed[1]
+                and kind_of_type(type(request)) == armed[1]
                 and FAULTS[armed[0]].hits(request)
             ):
                 hit, actor.armed = armed[0], None
@@ -316,15 +316,6 @@ class DeliveryMachine(RuleBasedStateMachine):
         self.log.violation = violation
         self.log.timeline = self.timeline
         raise PropertyViolated(violation)
-
-
-def kind_of(request: Syscall[Any] | None) -> str:
-    """The syscall kind a fault is aimed at: "open", "write", "fsync", "link"..."""
-    name = type(request).__name__.lower()
-    return {"fsyncdir": "fsync_dir", "fdatasync": "fsync", "lstat": "stat"}.get(name, name)
-
-
-FAULT_KINDS = ("open", "write", "fsync", "close", "link", "rename", "unlink", "fsync_dir")
 
 
 def machine_for(config: Config, log: RunLog) -> type[DeliveryMachine]:

@@ -34,6 +34,15 @@ from maildircheck.model.syscalls import (
     Write,
 )
 
+FAULT_KINDS = ("open", "write", "fsync", "close", "link", "rename", "unlink", "fsync_dir")
+_KIND_NAMES = {"fsyncdir": "fsync_dir", "fdatasync": "fsync", "lstat": "stat"}
+
+
+def kind_of_type(request_type: type[Any]) -> str:
+    """The kind a fault is aimed at: "open", "write", "fsync" (fdatasync too), "fsync_dir"..."""
+    name = request_type.__name__.lower()
+    return _KIND_NAMES.get(name, name)
+
 
 @dataclass(frozen=True)
 class Fault:
@@ -45,9 +54,7 @@ class Fault:
 
     def can_hit(self, kind: str) -> bool:
         """Can this fault hit some request of this kind ("open", "link", "fsync_dir"...)?"""
-        names = {t.__name__.lower() for t in self.targets}
-        names |= {{"fsyncdir": "fsync_dir", "fdatasync": "fsync"}.get(n, n) for n in names}
-        return kind in names
+        return kind in {kind_of_type(t) for t in self.targets}
 
     def hits(self, request: Syscall[Any]) -> bool:
         if isinstance(request, Open) and self.errno in (errno.ENOSPC, errno.EDQUOT):
