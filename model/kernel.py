@@ -87,7 +87,6 @@ class Process:
 
 RETRANSMIT_ERRNO: dict[type[Any], int] = {
     Link: errno.EEXIST,
-    Open: errno.EEXIST,
     Unlink: errno.ENOENT,
     Rename: errno.ENOENT,
 }
@@ -126,9 +125,7 @@ class Kernel:
                 # successful fsync never reached storage. close(2) frees the fd regardless.
                 self._lose_unsynced(proc.fds.pop(request.fd).ino)
             return oserror(fault.errno)
-        reply = self._perform(proc, request, 0)  # lost reply: the effect happened
-        if isinstance(request, Open) and isinstance(reply, int):
-            del proc.fds[reply]  # the caller never learns the descriptor
+        self._perform(proc, request, 0)  # lost reply: the effect happened
         return oserror(RETRANSMIT_ERRNO[type(request)])
 
     def _lose_unsynced(self, ino: int) -> None:
