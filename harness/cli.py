@@ -8,6 +8,8 @@ the human reports are `maildircheck.harness.report`'s, the check is
                         [--faults LIST] [--max-examples N] [--seed S] [--quality]
                         [--strict-lifecycle] [--json]
     maildircheck list [--json]
+    maildircheck matrix [--strategies A,B] [--envs X,Y] [--max-examples N] [--seed S]
+                        [--format md|json|html] [--output FILE]
     maildircheck demo
 
 Exit codes:
@@ -78,6 +80,13 @@ def _int(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def _names(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected a comma-separated list of names")
+    return names
 
 
 def _faults(text: str) -> tuple[str, ...]:
@@ -157,6 +166,21 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
     )
     listing.add_argument("--json", action="store_true", help="print the listing as JSON")
+
+    matrix = commands.add_parser(
+        "matrix",
+        help="strategies x environments: which property each breaks",
+        description="Check strategies under environments (default: the whole catalogue under "
+        "every profile and NFS environment, each with its environment's faults) and print "
+        "the matrix with links to each counterexample.",
+        allow_abbrev=False,
+    )
+    matrix.add_argument("--strategies", type=_names, help="comma-separated (default: all)")
+    matrix.add_argument("--envs", type=_names, help="comma-separated (default: all)")
+    matrix.add_argument("--max-examples", type=_positive_int, default=200, metavar="N")
+    matrix.add_argument("--seed", type=_int, default=1, metavar="S")
+    matrix.add_argument("--format", choices=("md", "json", "html"), default="md")
+    matrix.add_argument("--output", metavar="FILE", help="write here instead of stdout")
 
     commands.add_parser(
         "demo",
@@ -266,6 +290,40 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_matrix(args: argparse.Namespace) -> int:
+    from maildircheck.harness.matrix import run_matrix
+
+    strategies = args.strategies or list(CATALOGUE)
+    envs = args.envs or [*PROFILES, *NFS_ENVS]
+    for s in strategies:
+        try:
+            describe(s)
+        except StrategyError as err:
+            raise UsageError(str(err)) from None
+    for e in envs:
+        if e not in PROFILES and e not in NFS_ENVS:
+            raise UsageError(f"unknown environment {e!r}")
+    result = run_matrix(
+        strategies,
+        envs,
+        max_examples=args.max_examples,
+        seed_value=args.seed,
+        progress=lambda s, e: print(f"checking {s} on {e}", file=sys.stderr),
+    )
+    if args.format == "json":
+        text = json.dumps(result.as_json(), indent=2)
+    else:
+        text = result.as_html() if args.format == "html" else result.as_markdown()
+    if args.output:
+        tmp = f"{args.output}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, args.output)  # never a half-written report
+    else:
+        print(text)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from maildircheck.harness.report import print_verdict
 
@@ -282,7 +340,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"verify": cmd_verify, "list": cmd_list, "demo": cmd_demo}
+COMMANDS = {"verify": cmd_verify, "list": cmd_list, "matrix": cmd_matrix, "demo": cmd_demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

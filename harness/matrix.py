@@ -1,0 +1,165 @@
+"""The durability matrix: strategies x environments x properties.
+
+Each cell is one `verify` run with the environment's threat model (the default faults on a
+local disk; on NFS also server and client crashes, lost replies and soft time-outs). A cell
+says which property broke first, if any, and links to its shrunk counterexample and the
+command that replays it. `as_markdown`, `as_json` and `as_html` render the same data; the
+HTML page is self-contained (no script, no external file).
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from maildircheck.harness.verify import Verdict, verify
+from maildircheck.model.faults import DEFAULT_FAULTS
+from maildircheck.model.nfs import NFS_ENVS
+from maildircheck.model.persistence import PROFILES
+from maildircheck.model.properties import SAFETY
+
+NFS_FAULTS = (*DEFAULT_FAULTS, "server-crash", "client-crash", "lost-reply", "soft-timeout")
+
+
+def faults_for(env: str) -> tuple[str, ...]:
+    """The threat model a matrix column is checked under."""
+    return NFS_FAULTS if env in NFS_ENVS else DEFAULT_FAULTS
+
+
+@dataclass
+class Matrix:
+    strategies: list[str]
+    envs: list[str]
+    cells: dict[tuple[str, str], Verdict]
+    seconds: float
+
+    def anchor(self, strategy: str, env: str) -> str:
+        return f"{strategy}--{env}"
+
+    def cell_text(self, strategy: str, env: str) -> str:
+        v = self.cells[(strategy, env)]
+        if v.violation is not None:
+            return f"{v.violation.prop} violated"
+        if v.environment is not None:
+            return "holds (environment cannot)"
+        return "holds"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "strategies": self.strategies,
+            "envs": self.envs,
+            "faults": {env: list(faults_for(env)) for env in self.envs},
+            "seconds": round(self.seconds, 2),
+            "cells": [
+                {
+                    "strategy": s,
+                    "env": e,
+                    "result": self.cell_text(s, e),
+                    **self.cells[(s, e)].as_json(),
+                }
+                for s in self.strategies
+                for e in self.envs
+            ],
+        }
+
+    def as_markdown(self) -> str:
+        head = "| strategy | " + " | ".join(self.envs) + " |"
+        rule = "|---|" + "---|" * len(self.envs)
+        rows = [
+            f"| {s} | " + " | ".join(self._md_cell(s, e) for e in self.envs) + " |"
+            for s in self.strategies
+        ]
+        out = [
+            head,
+            rule,
+            *rows,
+            "",
+            f"Checked properties: {', '.join(SAFETY)}; "
+            f"{len(self.cells)} cells in {self.seconds:.1f} s.",
+            "",
+        ]
+        for s in self.strategies:
+            for e in self.envs:
+                v = self.cells[(s, e)]
+                if v.violation is None or v.timeline is None:
+                    continue
+                out += [
+                    f"### {self.anchor(s, e)}",
+                    "",
+                    f"{v.violation}",
+                    "",
+                    "```text",
+                    v.timeline.render(),
+                    "```",
+                    "",
+                    f"Replay: `{v.replay_command()}`",
+                    "",
+                ]
+        return "\n".join(out)
+
+    def _md_cell(self, s: str, e: str) -> str:
+        text = self.cell_text(s, e)
+        if self.cells[(s, e)].violation is not None:
+            return f"[{text}](#{self.anchor(s, e)})"
+        return text
+
+    def as_html(self) -> str:
+        esc = html.escape
+        head = "".join(f"<th>{esc(e)}</th>" for e in self.envs)
+        rows = []
+        for s in self.strategies:
+            tds = []
+            for e in self.envs:
+                v = self.cells[(s, e)]
+                text = esc(self.cell_text(s, e))
+                cls = "bad" if v.violation is not None else "ok"
+                link = f'<a href="#{esc(self.anchor(s, e))}">{text}</a>' if cls == "bad" else text
+                tds.append(f'<td class="{cls}">{link}</td>')
+            rows.append(f"<tr><th>{esc(s)}</th>{''.join(tds)}</tr>")
+        details = []
+        for s in self.strategies:
+            for e in self.envs:
+                v = self.cells[(s, e)]
+                if v.violation is None or v.timeline is None:
+                    continue
+                details.append(
+                    f'<section id="{esc(self.anchor(s, e))}"><h3>{esc(s)} on {esc(e)}</h3>'
+                    f"<p>{esc(str(v.violation))}</p><pre>{esc(v.timeline.render())}</pre>"
+                    f"<p>Replay: <code>{esc(v.replay_command())}</code></p></section>"
+                )
+        return (
+            "<!DOCTYPE html><html><head><meta charset='utf-8'><title>maildircheck matrix"
+            "</title><style>body{font-family:sans-serif}td,th{border:1px solid #999;"
+            "padding:4px 8px}table{border-collapse:collapse}.ok{background:#dfd}"
+            ".bad{background:#fdd}pre{font-size:12px;background:#f6f6f6;padding:8px;"
+            "overflow-x:auto}</style></head><body><h1>Durability matrix</h1>"
+            f"<table><tr><th>strategy</th>{head}</tr>{''.join(rows)}</table>"
+            f"<p>Checked: {esc(', '.join(SAFETY))}. {len(self.cells)} cells in "
+            f"{self.seconds:.1f} s.</p>{''.join(details)}</body></html>"
+        )
+
+
+def run_matrix(
+    strategies: Iterable[str],
+    envs: Iterable[str] | None = None,
+    *,
+    max_examples: int = 200,
+    seed_value: int = 1,
+    progress: Callable[[str, str], None] | None = None,
+) -> Matrix:
+    """Run every strategy under every environment (all local profiles and NFS ones)."""
+    strategy_list = list(strategies)
+    env_list = list(envs) if envs is not None else [*PROFILES, *NFS_ENVS]
+    started = time.perf_counter()
+    cells = {}
+    for s in strategy_list:
+        for e in env_list:
+            if progress is not None:
+                progress(s, e)
+            cells[(s, e)] = verify(
+                s, e, faults_for(e), max_examples=max_examples, seed_value=seed_value
+            )
+    return Matrix(strategy_list, env_list, cells, time.perf_counter() - started)

@@ -1,0 +1,94 @@
+"""The durability matrix (issue 4, part 2): cells agree with verify, and the Markdown,
+JSON and self-contained HTML renderings carry the same verdicts and counterexamples."""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from maildircheck.harness.cli import main
+from maildircheck.harness.matrix import Matrix, faults_for, run_matrix
+from maildircheck.harness.verify import verify
+
+STRATEGIES = ["correct", "no-dir-fsync"]
+ENVS = ["sync", "ext4-ordered", "nfs3-async-export"]
+
+
+@pytest.fixture(scope="module")
+def matrix() -> Matrix:
+    return run_matrix(STRATEGIES, ENVS, max_examples=60, seed_value=1)
+
+
+def test_cells_agree_with_verify(matrix: Matrix) -> None:
+    assert matrix.cell_text("no-dir-fsync", "ext4-ordered") == "P2 violated"
+    assert matrix.cell_text("no-dir-fsync", "sync") == "holds"
+    assert matrix.cell_text("correct", "nfs3-async-export") == "holds (environment cannot)"
+    alone = verify(
+        "no-dir-fsync", "ext4-ordered", faults_for("ext4-ordered"), max_examples=60, seed_value=1
+    )
+    cell = matrix.cells[("no-dir-fsync", "ext4-ordered")]
+    assert cell.timeline is not None and alone.timeline is not None
+    assert cell.timeline.as_json() == alone.timeline.as_json()
+
+
+def test_markdown_links_each_violation_to_its_counterexample(matrix: Matrix) -> None:
+    text = matrix.as_markdown()
+    assert "[P2 violated](#no-dir-fsync--ext4-ordered)" in text
+    assert "### no-dir-fsync--ext4-ordered" in text
+    assert "Replay: `maildircheck verify --strategy no-dir-fsync --env ext4-ordered" in text
+
+
+def test_html_is_self_contained_and_complete(matrix: Matrix) -> None:
+    class Collect(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tags: list[str] = []
+            self.ids: set[str] = set()
+            self.hrefs: set[str] = set()
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            self.tags.append(tag)
+            for k, v in attrs:
+                if k == "id" and v:
+                    self.ids.add(v)
+                if k in ("href", "src") and v:
+                    self.hrefs.add(v)
+
+    page = Collect()
+    page.feed(matrix.as_html())
+    assert "table" in page.tags and "pre" in page.tags
+    assert "script" not in page.tags and "link" not in page.tags
+    assert all(h.startswith("#") for h in page.hrefs)  # nothing outside the page
+    assert {h[1:] for h in page.hrefs} <= page.ids  # every link lands
+
+
+def test_cli_writes_json_to_a_file(tmp_path: Path) -> None:
+    out = tmp_path / "m.json"
+    code = main(
+        [
+            "matrix",
+            "--strategies",
+            "vpopmail-4.10.14",
+            "--envs",
+            "sync",
+            "--max-examples",
+            "50",
+            "--format",
+            "json",
+            "--output",
+            str(out),
+        ]
+    )
+    assert code == 0
+    data = json.loads(out.read_text())
+    (cell,) = data["cells"]
+    assert cell["result"] == "P1 violated" and cell["violation"]["property"] == "P1"
+    assert not (tmp_path / "m.json.tmp").exists()
+
+
+def test_cli_rejects_unknown_names(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["matrix", "--envs", "nope"]) == 2
+    assert "unknown environment" in capsys.readouterr().err
