@@ -6,7 +6,7 @@ the human reports are `maildircheck.harness.report`'s, the check is
 
     maildircheck verify --strategy NAME|path/to/file.py:function --env PROFILE
                         [--faults LIST] [--max-examples N] [--seed S] [--quality]
-                        [--strict-lifecycle] [--json]
+                        [--strict-lifecycle] [--workers N] [--json]
     maildircheck list [--json]
     maildircheck matrix [--strategies A,B] [--envs X,Y] [--max-examples N] [--seed S]
                         [--format md|json|html] [--output FILE]
@@ -151,6 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--quality", action="store_true", help="also fail on P6 (at-most-once delivery)"
     )
     check.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="spread the search over N processes (seeds S..S+N-1, the budget shared)",
+    )
+    check.add_argument(
         "--strict-lifecycle",
         action="store_true",
         help="also fail on L1: a step that is not an edge of the lifecycle table",
@@ -236,9 +243,23 @@ def _run_verify(
     seed: int | None,
     quality: bool,
     strict_lifecycle: bool,
+    workers: int = 1,
 ) -> Verdict:
     from maildircheck.harness.verify import verify
 
+    if workers > 1:
+        from maildircheck.harness.parallel import verify_parallel
+
+        return verify_parallel(
+            strategy,
+            env,
+            faults,
+            workers=workers,
+            max_examples=max_examples,
+            seed_value=seed,
+            quality=quality,
+            strict_lifecycle=strict_lifecycle,
+        )
     return verify(
         strategy,
         env,
@@ -266,6 +287,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         args.seed,
         args.quality,
         args.strict_lifecycle,
+        args.workers,
     )
     if args.json:
         with contextlib.redirect_stdout(sys.stderr):  # a chatty strategy must not corrupt it

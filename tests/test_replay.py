@@ -58,3 +58,20 @@ def test_seeded_search_does_not_depend_on_the_process() -> None:
         for n in (0, 5000)
     ]
     assert runs[0] == runs[1] and runs[0].strip() != "null"
+
+
+def test_workers_spread_the_search_and_the_replay_is_one_workers_run() -> None:
+    from maildircheck.harness.parallel import verify_parallel
+
+    v = verify_parallel(
+        "no-dir-fsync", "ext4-ordered", ("power-loss",), workers=2, max_examples=200, seed_value=1
+    )
+    assert v.violation is not None and v.violation.prop == "P2" and v.timeline is not None
+    argv = shlex.split(v.replay_command())
+    seed = int(argv[argv.index("--seed") + 1])
+    budget = int(argv[argv.index("--max-examples") + 1])
+    assert seed in (1, 2) and budget == 100
+    alone = verify(
+        "no-dir-fsync", "ext4-ordered", ("power-loss",), max_examples=budget, seed_value=seed
+    )
+    assert alone.timeline is not None and alone.timeline.as_json() == v.timeline.as_json()

@@ -1,0 +1,66 @@
+"""Spread one check over worker processes (`maildircheck verify --workers N`).
+
+Worker i runs the same search with seed S+i and its share of the example budget; the
+verdict keeps the shortest counterexample any worker found, and its replay command is
+that worker's own (seed and budget), so it reproduces in a single process. Counts add up;
+seconds are wall-clock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+from maildircheck.harness.verify import Verdict, verify
+
+
+def _one(args: tuple[str, str, tuple[str, ...], int, int, bool, bool]) -> Verdict:
+    strategy, env, faults, budget, seed, quality, strict = args
+    return verify(
+        strategy,
+        env,
+        faults,
+        max_examples=budget,
+        seed_value=seed,
+        quality=quality,
+        strict_lifecycle=strict,
+    )
+
+
+def verify_parallel(
+    strategy: str,
+    env: str,
+    faults: tuple[str, ...],
+    *,
+    workers: int,
+    max_examples: int = 200,
+    seed_value: int | None = None,
+    quality: bool = False,
+    strict_lifecycle: bool = False,
+) -> Verdict:
+    base = 1 if seed_value is None else seed_value
+    budget = max(1, -(-max_examples // workers))
+    jobs = [
+        (strategy, env, faults, budget, base + i, quality, strict_lifecycle) for i in range(workers)
+    ]
+    started = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        verdicts = list(pool.map(_one, jobs))
+    found = [v for v in verdicts if v.violation is not None and v.timeline is not None]
+    best = (
+        min(found, key=lambda v: v.timeline.syscalls if v.timeline else 0)
+        if found
+        else (verdicts[0])
+    )
+    observed: dict[str, str] = {}
+    for v in verdicts:
+        for prop, why in v.observed.items():
+            observed.setdefault(prop, why)
+    return dataclasses.replace(
+        best,
+        observed=observed,
+        examples=sum(v.examples for v in verdicts),
+        syscalls=sum(v.syscalls for v in verdicts),
+        seconds=time.perf_counter() - started,
+    )
