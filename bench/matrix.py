@@ -18,14 +18,20 @@ from maildircheck.impl.strategies import CATALOGUE
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-examples", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--envs", help="comma-separated (default: every environment)")
     args = parser.parse_args()
-    m = run_matrix(list(CATALOGUE), max_examples=args.max_examples, seed_value=1)
+    envs = args.envs.split(",") if args.envs else None
+    m = run_matrix(
+        list(CATALOGUE), envs, max_examples=args.max_examples, seed_value=1, workers=args.workers
+    )
     print(
         json.dumps(
             {
                 "cpus": os.cpu_count(),
                 "cells": len(m.cells),
                 "max_examples": args.max_examples,
+                "workers": args.workers,
                 "seconds": round(m.seconds, 1),
                 "verdicts": {f"{s} @ {e}": m.cell_text(s, e) for s in m.strategies for e in m.envs},
             },

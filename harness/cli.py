@@ -186,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     matrix.add_argument("--envs", type=_names, help="comma-separated (default: all)")
     matrix.add_argument("--max-examples", type=_positive_int, default=200, metavar="N")
     matrix.add_argument("--seed", type=_int, default=1, metavar="S")
+    matrix.add_argument("--workers", type=_positive_int, default=1, metavar="N")
     matrix.add_argument("--format", choices=("md", "json", "html"), default="md")
     matrix.add_argument("--output", metavar="FILE", help="write here instead of stdout")
 
@@ -331,6 +332,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         max_examples=args.max_examples,
         seed_value=args.seed,
         progress=lambda s, e: print(f"checking {s} on {e}", file=sys.stderr),
+        workers=args.workers,
     )
     if args.format == "json":
         text = json.dumps(result.as_json(), indent=2)

@@ -12,10 +12,12 @@ from __future__ import annotations
 import html
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from maildircheck.harness.verify import Verdict, verify
+from maildircheck.harness.parallel import one_check
+from maildircheck.harness.verify import Verdict
 from maildircheck.model.faults import DEFAULT_FAULTS
 from maildircheck.model.nfs import NFS_ENVS
 from maildircheck.model.persistence import PROFILES
@@ -149,17 +151,23 @@ def run_matrix(
     max_examples: int = 200,
     seed_value: int = 1,
     progress: Callable[[str, str], None] | None = None,
+    workers: int = 1,
 ) -> Matrix:
-    """Run every strategy under every environment (all local profiles and NFS ones)."""
+    """Run every strategy under every environment (all local profiles and NFS ones);
+    with `workers` > 1 the cells are spread over that many processes (same results)."""
     strategy_list = list(strategies)
     env_list = list(envs) if envs is not None else [*PROFILES, *NFS_ENVS]
+    pairs = [(s, e) for s in strategy_list for e in env_list]
+    jobs = [(s, e, faults_for(e), max_examples, seed_value, False, False) for s, e in pairs]
     started = time.perf_counter()
-    cells = {}
-    for s in strategy_list:
-        for e in env_list:
+    if workers > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            verdicts = list(pool.map(one_check, jobs))
+    else:
+        verdicts = []
+        for job in jobs:
             if progress is not None:
-                progress(s, e)
-            cells[(s, e)] = verify(
-                s, e, faults_for(e), max_examples=max_examples, seed_value=seed_value
-            )
+                progress(job[0], job[1])
+            verdicts.append(one_check(job))
+    cells = dict(zip(pairs, verdicts, strict=True))
     return Matrix(strategy_list, env_list, cells, time.perf_counter() - started)

@@ -15,7 +15,9 @@ from concurrent.futures import ProcessPoolExecutor
 from maildircheck.harness.verify import Verdict, verify
 
 
-def _one(args: tuple[str, str, tuple[str, ...], int, int, bool, bool]) -> Verdict:
+def one_check(args: tuple[str, str, tuple[str, ...], int, int, bool, bool]) -> Verdict:
+    """One verify run from a picklable tuple (strategy spec, env, faults, budget, seed,
+    quality, strict lifecycle) - what a worker process runs."""
     strategy, env, faults, budget, seed, quality, strict = args
     return verify(
         strategy,
@@ -46,7 +48,7 @@ def verify_parallel(
     ]
     started = time.perf_counter()
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        verdicts = list(pool.map(_one, jobs))
+        verdicts = list(pool.map(one_check, jobs))
     found = [v for v in verdicts if v.violation is not None and v.timeline is not None]
     best = (
         min(found, key=lambda v: v.timeline.syscalls if v.timeline else 0)

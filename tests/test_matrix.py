@@ -92,3 +92,13 @@ def test_cli_writes_json_to_a_file(tmp_path: Path) -> None:
 def test_cli_rejects_unknown_names(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["matrix", "--envs", "nope"]) == 2
     assert "unknown environment" in capsys.readouterr().err
+
+
+def test_workers_give_the_same_matrix(matrix: Matrix) -> None:
+    spread = run_matrix(STRATEGIES, ENVS, max_examples=60, seed_value=1, workers=2)
+    for key, cell in matrix.cells.items():
+        other = spread.cells[key]
+        assert matrix.cell_text(*key) == spread.cell_text(*key)
+        assert (cell.timeline.as_json() if cell.timeline else None) == (
+            other.timeline.as_json() if other.timeline else None
+        )
