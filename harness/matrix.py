@@ -4,7 +4,8 @@ Each cell is one `verify` run with the environment's threat model (the default f
 local disk; on NFS also server and client crashes, lost replies and soft time-outs). A cell
 says which property broke first, if any, and links to its shrunk counterexample and the
 command that replays it. `as_markdown`, `as_json` and `as_html` render the same data; the
-HTML page is self-contained (no script, no external file).
+HTML page is self-contained (no script, no external file) and draws each counterexample as
+an inline SVG timeline (harness/svg.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from maildircheck.harness.parallel import one_check
+from maildircheck.harness.svg import render_svg
 from maildircheck.harness.verify import Verdict
 from maildircheck.model.faults import DEFAULT_FAULTS
 from maildircheck.model.nfs import NFS_ENVS
@@ -129,7 +131,9 @@ class Matrix:
                     continue
                 details.append(
                     f'<section id="{esc(self.anchor(s, e))}"><h3>{esc(s)} on {esc(e)}</h3>'
-                    f"<p>{esc(str(v.violation))}</p><pre>{esc(v.timeline.render())}</pre>"
+                    f"<p>{esc(str(v.violation))}</p>{render_svg(v.timeline)}"
+                    f"<details><summary>as text</summary><pre>{esc(v.timeline.render())}</pre>"
+                    "</details>"
                     f"<p>Replay: <code>{esc(v.replay_command())}</code></p></section>"
                 )
         return (

@@ -102,3 +102,29 @@ def test_workers_give_the_same_matrix(matrix: Matrix) -> None:
         assert (cell.timeline.as_json() if cell.timeline else None) == (
             other.timeline.as_json() if other.timeline else None
         )
+
+
+def test_svg_timeline_has_a_lane_per_process_and_marks_faults_and_crashes() -> None:
+    import xml.etree.ElementTree as ET
+
+    from maildircheck.harness.svg import render_svg
+
+    v = verify(
+        "success-when-gone", "nfs3-sync", ("enospc", "server-crash"), max_examples=300, seed_value=1
+    )
+    assert v.timeline is not None
+    root = ET.fromstring(render_svg(v.timeline))
+    ns = {"s": "http://www.w3.org/2000/svg"}
+    lanes = [t.text for t in root.findall("s:text[@class='lane']", ns)]
+    actors = {ln.actor for ln in v.timeline.lines if ln.kind == "syscall"}
+    assert set(lanes) == actors and all(a.startswith(("a:", "b:")) for a in actors)
+    red = [t for t in root.findall("s:text[@class='call']", ns) if t.get("fill") == "#c00"]
+    assert red, "the injected fault is drawn in red"
+    events = [t.findtext("s:title", "", ns) for t in root.findall("s:text[@class='event']", ns)]
+    assert any("VIOLATED P2" in e for e in events)
+
+
+def test_html_embeds_the_svg_diagrams(matrix: Matrix) -> None:
+    page = matrix.as_html()
+    violated = sum(1 for cell in matrix.cells.values() if cell.violation is not None)
+    assert page.count("<svg ") == violated > 0
