@@ -112,7 +112,6 @@ FAULTS: dict[str, Fault] = {
 }
 
 NFS_ONLY = ("server-crash", "client-crash", "soft-timeout")
-STEP_FAULTS = ("kill", "power-loss", "sigterm", "server-crash", "client-crash")
 REPLY_FAULTS = ("enospc", "edquot", "eio", "lost-reply", "soft-timeout")
 DEFAULT_FAULTS = ("kill", "power-loss", "sigterm", "enospc", "edquot", "eio")
 

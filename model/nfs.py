@@ -339,8 +339,3 @@ class NfsClientKernel(Kernel):
             if handle is not None:
                 self._lose_unsynced(handle.ino)
         return super()._faulty(proc, request, fault)
-
-
-def unflushed(kernels: list[NfsClientKernel]) -> set[int]:
-    """Inodes some client still holds data for that the server does not have."""
-    return {ino for k in kernels for ino in (*k.dirty, *k.unstable)}
