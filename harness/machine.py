@@ -339,6 +339,8 @@ def machine_for(config: Config, log: RunLog) -> type[DeliveryMachine]:
                 count=counts,
                 entropy=st.integers(0, 3),
                 fault=fault_draw,
+                # which host runs it: only NFS has two
+                on=st.integers(0, 1) if config.env in NFS_ENVS else st.just(0),
             )(M.start_delivery)
         ),
         "r_run": has_delivery(
@@ -363,16 +365,6 @@ def machine_for(config: Config, log: RunLog) -> type[DeliveryMachine]:
     if "power-loss" in config.faults:
         ns["r_power"] = crash_rule(M.power_loss)
     if config.env in NFS_ENVS:
-        ns["r_start"] = precondition(M.can_start)(
-            rule(
-                which=st.integers(0, 2),
-                pid=st.integers(0, 2),
-                count=counts,
-                entropy=st.integers(0, 3),
-                fault=fault_draw,
-                on=st.integers(0, 1),
-            )(M.start_delivery)
-        )
         if "server-crash" in config.faults:
             ns["r_server"] = crash_rule(M.server_crash)
         if "client-crash" in config.faults:

@@ -107,6 +107,16 @@ def fresh_name(counter: int) -> SyscallGen[str]:
     return unique_name(parts)
 
 
+def write_all(fd: int, data: bytes) -> SyscallGen[None]:
+    """A4: write all of `data`, every write checked, continuing after short writes."""
+    view = memoryview(data)
+    while view:
+        written = yield from call(Write(fd, bytes(view)))
+        if written <= 0:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        view = view[written:]
+
+
 def copy_input(fd: int) -> SyscallGen[int]:
     """A4: copy standard input to fd, every write checked; returns the byte count."""
     total = 0
@@ -114,12 +124,7 @@ def copy_input(fd: int) -> SyscallGen[int]:
         chunk = yield from call(ReadInput(CHUNK))
         if not chunk:
             return total
-        view = memoryview(chunk)
-        while view:
-            written = yield from call(Write(fd, bytes(view)))
-            if written <= 0:
-                raise OSError(errno.EIO, os.strerror(errno.EIO))
-            view = view[written:]
+        yield from write_all(fd, chunk)
         total += len(chunk)
 
 

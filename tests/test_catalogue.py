@@ -81,7 +81,29 @@ def test_correct_strategy_delivers_at_most_once(env: str) -> None:
 
 
 def test_kill_after_link_duplicates_even_the_correct_strategy() -> None:
-    v = verify("correct", "sync", ("kill",), max_examples=1000, seed_value=1, quality=True)
+    """Why P6 is a quality, not safety: kill -9 between link and report, and the MTA's retry
+    delivers the message again - shown step by step, then found by the search."""
+    from maildircheck.harness.world import ROOT, Host
+    from maildircheck.impl.deliver import deliver
+    from maildircheck.model.outcome import Delivered, DeliveryRequest
+    from maildircheck.model.properties import find_duplicates
+    from maildircheck.model.syscalls import FsyncDir
+
+    host = Host("sync")
+    for label, stop_after_link in (("D1", True), ("D2", False)):
+        proc, record = host.spawn_delivery(label, 100, "m1")
+        gen = deliver(DeliveryRequest(ROOT))
+        request = next(gen)
+        try:
+            while not (stop_after_link and isinstance(request, FsyncDir)):
+                request = gen.send(host.kernel_of(proc).execute(proc, request))
+        except StopIteration as done:
+            record.outcome = done.value
+        host.kernel_of(proc).kill(proc)  # D1 dies with its message already in new/
+    assert isinstance(record.outcome, Delivered)
+    dup = find_duplicates(host.fs, host.layout, host.messages)
+    assert dup is not None and dup.prop == "P6"
+    v = verify("correct", "sync", ("kill",), max_examples=1000, seed_value=2, quality=True)
     assert v.violation is not None and v.violation.prop == "P6"
 
 

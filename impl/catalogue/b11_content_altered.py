@@ -15,27 +15,14 @@ does not end with a newline (the empty message is left as it is).
 
 from __future__ import annotations
 
-import errno
-import os
-
-from maildircheck.impl.deliver import CHUNK, Steps, run
+from maildircheck.impl.deliver import CHUNK, Steps, run, write_all
 from maildircheck.model.outcome import DeliveryRequest, Outcome
-from maildircheck.model.syscalls import ReadInput, SyscallGen, Write, call
+from maildircheck.model.syscalls import ReadInput, SyscallGen, call
 
 
 def as_c_string_line(line: bytes) -> bytes:
     """A line (without its newline) as a C string plus a newline: cut at its first NUL."""
     return line.split(b"\0", 1)[0] + b"\n"
-
-
-def write_all(fd: int, data: bytes) -> SyscallGen[None]:
-    """Write all of data, continuing after short writes (as A4 does)."""
-    view = memoryview(data)
-    while view:
-        written = yield from call(Write(fd, bytes(view)))
-        if written <= 0:
-            raise OSError(errno.EIO, os.strerror(errno.EIO))
-        view = view[written:]
 
 
 def copy_by_lines(fd: int) -> SyscallGen[int]:
