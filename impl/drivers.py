@@ -45,6 +45,7 @@ from maildircheck.model.syscalls import (
     Sleep,
     Stat,
     StatResult,
+    Sync,
     Syscall,
     SyscallGen,
     Unlink,
@@ -144,6 +145,23 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+_AT_FDCWD = -100
+_RENAME_NOREPLACE = 1
+
+
+def _rename_noreplace(src: str, dst: str) -> None:
+    """renameat2(RENAME_NOREPLACE) through libc (the os module has no binding for it)."""
+    import ctypes  # only this rarely used call needs it; keep start-up imports small
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    result = libc.renameat2(
+        _AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE
+    )
+    if result != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code), src, None, dst)
+
+
 def _random(bits: int) -> int:
     value = int.from_bytes(os.urandom((bits + 7) // 8), "big")
     return value & ((1 << bits) - 1)
@@ -163,8 +181,8 @@ def _perform(request: Syscall[Any], stdin: BinaryIO, stop: StopFlag | None) -> o
     match request:
         case Open(path, flags, mode):
             return os.open(path, os_flags(flags), mode)
-        case Write(fd, data):
-            return os.write(fd, data)
+        case Write(fd, data, at):
+            return os.write(fd, data) if at is None else os.pwrite(fd, data, at)
         case Read(fd, size):
             return os.read(fd, size)
         case Fsync(fd):
@@ -179,8 +197,11 @@ def _perform(request: Syscall[Any], stdin: BinaryIO, stop: StopFlag | None) -> o
         case Link(src, dst):
             os.link(src, dst, follow_symlinks=False)
             return None
-        case Rename(src, dst):
-            os.rename(src, dst)
+        case Rename(src, dst, noreplace):
+            if noreplace:
+                _rename_noreplace(src, dst)
+            else:
+                os.rename(src, dst)
             return None
         case Unlink(path):
             os.unlink(path)
@@ -198,6 +219,9 @@ def _perform(request: Syscall[Any], stdin: BinaryIO, stop: StopFlag | None) -> o
             return tuple(sorted(os.listdir(path)))
         case FsyncDir(path):
             _fsync_dir(path)
+            return None
+        case Sync():
+            os.sync()
             return None
         case GetTime():
             return _clock()

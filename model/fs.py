@@ -198,15 +198,18 @@ class FileSystem:
             raise oserror(errno.EISDIR, path)
         self._change(f"unlink {path}", EntryChange(parent, name, None))
 
-    def rename(self, src: str, dst: str) -> int | None:
+    def rename(self, src: str, dst: str, noreplace: bool = False) -> int | None:
         """Rename; returns the inode it replaced at dst, if any (atomic: one MetaOp).
-        Checks in Linux's order: both parents, the source, then the ancestry rules."""
+        Checks in Linux's order: both parents, the source, then the ancestry rules.
+        `noreplace` is renameat2's RENAME_NOREPLACE: EEXIST when dst exists."""
         sparent, sname = self.parent_of(src)
         dparent, dname = self.parent_of(dst)
         ino = self.entries[sparent].get(sname)
         if ino is None:
             raise oserror(errno.ENOENT, src)
         old = self.entries[dparent].get(dname)
+        if noreplace and old is not None:
+            raise oserror(errno.EEXIST, dst)
         if old == ino:
             return None
         src_parts = [p for p in src.split("/") if p]

@@ -41,6 +41,7 @@ from maildircheck.model.syscalls import (
     Rename,
     Sleep,
     Stat,
+    Sync,
     Syscall,
     Unlink,
     Write,
@@ -167,6 +168,13 @@ class Kernel:
         handle = proc.handle(req.fd)
         if not handle.writable:
             raise oserror(errno.EBADF)
+        if req.at is not None:  # pwrite: the file offset is left alone; on Linux O_APPEND
+            # still appends (pwrite(2), BUGS)
+            data = self.fs.inodes[handle.ino].data
+            at = len(data) if OpenFlag.APPEND in handle.flags else req.at
+            if req.data:
+                self.fs.write(handle.ino, at, req.data, self.clock_us, handle.path)
+            return len(req.data)
         if OpenFlag.APPEND in handle.flags:
             handle.offset = len(self.fs.inodes[handle.ino].data)
         if req.data:
@@ -197,7 +205,7 @@ class Kernel:
         self.fs.link(req.src, req.dst)
 
     def _rename(self, proc: Process, req: Rename) -> None:
-        self.fs.rename(req.src, req.dst)
+        self.fs.rename(req.src, req.dst, req.noreplace)
 
     def _unlink(self, proc: Process, req: Unlink) -> None:
         self.fs.unlink(req.path)
@@ -222,6 +230,9 @@ class Kernel:
         if self.fs.inodes[ino].kind is not FileKind.DIRECTORY:
             raise oserror(errno.ENOTDIR, req.path)
         persistence.fsync_dir(self.fs, self.profile, ino)
+
+    def _sync(self, proc: Process, req: Sync) -> None:
+        persistence.sync_all(self.fs, self.profile)
 
     def _time(self, proc: Process, req: GetTime) -> ClockReading:
         return ClockReading(self.clock_us // 1_000_000, self.clock_us % 1_000_000)
@@ -261,6 +272,7 @@ _HANDLERS: dict[type[Any], str] = {  # request type -> the Kernel method answeri
     Fstat: "_fstat",
     ListDir: "_listdir",
     FsyncDir: "_fsync_dir",
+    Sync: "_sync",
     GetTime: "_time",
     GetPid: "_pid",
     GetHostname: "_host",

@@ -54,6 +54,7 @@ from maildircheck.model.syscalls import (
     Rename,
     Stat,
     StatResult,
+    Sync,
     Syscall,
     Unlink,
     Write,
@@ -258,14 +259,15 @@ class NfsClientKernel(Kernel):
         handle: OpenFile = proc.handle(req.fd)
         if not handle.writable:
             return super()._write(proc, req)  # EBADF
-        if OpenFlag.APPEND in handle.flags:
-            handle.offset = len(self.view(handle.ino))
+        appending = OpenFlag.APPEND in handle.flags
+        at = handle.offset if req.at is None else req.at  # pwrite leaves the offset alone
+        if appending:
+            at = len(self.view(handle.ino))
         if req.data:
-            self.dirty.setdefault(handle.ino, []).append(
-                Pending(handle.offset, req.data, handle.path)
-            )
+            self.dirty.setdefault(handle.ino, []).append(Pending(at, req.data, handle.path))
             self.fs.inodes[handle.ino].mtime_us = self.clock_us
-        handle.offset += len(req.data)
+        if req.at is None:
+            handle.offset = at + len(req.data)
         return len(req.data)
 
     def _read(self, proc: Process, req: Read) -> bytes:
@@ -310,6 +312,13 @@ class NfsClientKernel(Kernel):
     def _rename(self, proc: Process, req: Rename) -> None:
         self._forget(req.src, req.dst)
         super()._rename(proc, req)
+
+    def _sync(self, proc: Process, req: Sync) -> None:
+        """sync(2) on a client: every file this host holds data for is written and
+        committed (the export decides what that makes stable, R1-R2)."""
+        for ino in sorted({*self.dirty, *self.unstable}):
+            self.commit(ino)
+        super()._sync(proc, req)
 
     def _fstat(self, proc: Process, req: Fstat) -> object:
         return self._attributes(proc.handle(req.fd).ino)

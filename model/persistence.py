@@ -149,6 +149,12 @@ def fsync_dir(fs: FileSystem, profile: Profile, dir_ino: int) -> None:
     )
 
 
+def sync_all(fs: FileSystem, profile: Profile) -> None:
+    """sync(2)/syncfs(2): everything pending becomes durable (not on an async export, R2)."""
+    if profile.ordering is not Ordering.NEVER and fs.pending:
+        fs.make_durable(list(fs.pending))
+
+
 # --- crash states -------------------------------------------------------------------------
 def meta_ops(fs: FileSystem) -> list[MetaOp]:
     return [op for op in fs.pending if isinstance(op, MetaOp)]

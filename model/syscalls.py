@@ -102,12 +102,16 @@ class Open(Syscall[int]):
 
 @dataclass(frozen=True)
 class Write(Syscall[int]):
-    """Reply: the number of bytes written (a short write is a legal reply)."""
+    """Reply: the number of bytes written (a short write is a legal reply). With `at`, a
+    pwrite(2): written at that offset, the file offset unchanged."""
 
     fd: int
     data: bytes
+    at: int | None = None
 
     def __str__(self) -> str:
+        if self.at is not None:
+            return f"pwrite({self.fd}, <{len(self.data)} bytes>, {self.at})"
         return f"write({self.fd}, <{len(self.data)} bytes>)"
 
 
@@ -158,10 +162,15 @@ class Link(Syscall[None]):
 
 @dataclass(frozen=True)
 class Rename(Syscall[None]):
+    """rename(2); with `noreplace`, renameat2(RENAME_NOREPLACE): EEXIST if dst exists."""
+
     src: str
     dst: str
+    noreplace: bool = False
 
     def __str__(self) -> str:
+        if self.noreplace:
+            return f"renameat2({_q(self.src)}, {_q(self.dst)}, RENAME_NOREPLACE)"
         return f"rename({_q(self.src)}, {_q(self.dst)})"
 
     def touches(self) -> tuple[str, ...]:
@@ -245,6 +254,14 @@ class FsyncDir(Syscall[None]):
 
     def touches(self) -> tuple[str, ...]:
         return (self.path,)
+
+
+@dataclass(frozen=True)
+class Sync(Syscall[None]):
+    """sync(2) or syncfs(2): every pending write of the file system is made durable."""
+
+    def __str__(self) -> str:
+        return "sync()"
 
 
 @dataclass(frozen=True)

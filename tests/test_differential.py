@@ -324,6 +324,10 @@ class ModelVersusOS(RuleBasedStateMachine):
     def write(self, handle: Handle, data: bytes) -> None:
         self.pair.on(handle, lambda fd: Write(fd, data))
 
+    @rule(handle=handles, data=st.binary(min_size=0, max_size=6), at=st.integers(0, 10))
+    def pwrite(self, handle: Handle, data: bytes, at: int) -> None:
+        self.pair.on(handle, lambda fd: Write(fd, data, at))
+
     @rule(handle=handles, size=st.integers(min_value=0, max_value=16))
     def read(self, handle: Handle, size: int) -> None:
         self.pair.on(handle, lambda fd: Read(fd, size))
@@ -348,9 +352,9 @@ class ModelVersusOS(RuleBasedStateMachine):
     def link(self, src: str, dst: str) -> None:
         self.pair.run(Link(self.pair.abs(src), self.pair.abs(dst)))
 
-    @rule(src=PATH, dst=TARGET)
-    def rename(self, src: str, dst: str) -> None:
-        self.pair.run(Rename(self.pair.abs(src), self.pair.abs(dst)))
+    @rule(src=PATH, dst=TARGET, noreplace=st.booleans())
+    def rename(self, src: str, dst: str, noreplace: bool) -> None:
+        self.pair.run(Rename(self.pair.abs(src), self.pair.abs(dst), noreplace))
 
     @rule(path=PATH)
     def unlink(self, path: str) -> None:
