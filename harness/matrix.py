@@ -28,6 +28,14 @@ from maildircheck.model.properties import SAFETY
 NFS_FAULTS = (*DEFAULT_FAULTS, "server-crash", "client-crash", "lost-reply", "soft-timeout")
 
 
+STYLE = (
+    "body{font-family:sans-serif;margin:16px}td,th{border:1px solid #999;padding:4px 8px}"
+    "table{border-collapse:collapse}.ok{background:#dfd}.bad{background:#fdd}"
+    "pre{font-size:12px;background:#f6f6f6;padding:8px;overflow-x:auto}"
+    ".diagram{overflow-x:auto;margin:8px 0}section{margin-top:28px}"
+)
+
+
 def faults_for(env: str) -> tuple[str, ...]:
     """The threat model a matrix column is checked under."""
     return NFS_FAULTS if env in NFS_ENVS else DEFAULT_FAULTS
@@ -131,17 +139,15 @@ class Matrix:
                     continue
                 details.append(
                     f'<section id="{esc(self.anchor(s, e))}"><h3>{esc(s)} on {esc(e)}</h3>'
-                    f"<p>{esc(str(v.violation))}</p>{render_svg(v.timeline)}"
+                    f"<p>{esc(str(v.violation))}</p>"
+                    f'<div class="diagram">{render_svg(v.timeline)}</div>'
                     f"<details><summary>as text</summary><pre>{esc(v.timeline.render())}</pre>"
                     "</details>"
-                    f"<p>Replay: <code>{esc(v.replay_command())}</code></p></section>"
+                    f"<p>Replay:</p><pre class='replay'>{esc(v.replay_command())}</pre></section>"
                 )
         return (
             "<!DOCTYPE html><html><head><meta charset='utf-8'><title>maildircheck matrix"
-            "</title><style>body{font-family:sans-serif}td,th{border:1px solid #999;"
-            "padding:4px 8px}table{border-collapse:collapse}.ok{background:#dfd}"
-            ".bad{background:#fdd}pre{font-size:12px;background:#f6f6f6;padding:8px;"
-            "overflow-x:auto}</style></head><body><h1>Durability matrix</h1>"
+            f"</title><style>{STYLE}</style></head><body><h1>Durability matrix</h1>"
             f"<table><tr><th>strategy</th>{head}</tr>{''.join(rows)}</table>"
             f"<p>Checked: {esc(', '.join(SAFETY))}. {len(self.cells)} cells in "
             f"{self.seconds:.1f} s.</p>{''.join(details)}</body></html>"

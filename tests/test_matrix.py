@@ -107,7 +107,7 @@ def test_workers_give_the_same_matrix(matrix: Matrix) -> None:
 def test_svg_timeline_has_a_lane_per_process_and_marks_faults_and_crashes() -> None:
     import xml.etree.ElementTree as ET
 
-    from maildircheck.harness.svg import render_svg
+    from maildircheck.harness.svg import FAULT, render_svg
 
     v = verify(
         "success-when-gone", "nfs3-sync", ("enospc", "server-crash"), max_examples=300, seed_value=1
@@ -118,10 +118,16 @@ def test_svg_timeline_has_a_lane_per_process_and_marks_faults_and_crashes() -> N
     lanes = [t.text for t in root.findall("s:text[@class='lane']", ns)]
     actors = {ln.actor for ln in v.timeline.lines if ln.kind == "syscall"}
     assert set(lanes) == actors and all(a.startswith(("a:", "b:")) for a in actors)
-    red = [t for t in root.findall("s:text[@class='call']", ns) if t.get("fill") == "#c00"]
+    red = [t for t in root.findall("s:text[@class='call']", ns) if t.get("fill") == FAULT]
     assert red, "the injected fault is drawn in red"
+    shown = ["".join(t.itertext()).replace(t.findtext("s:title", "", ns), "") for t in red]
+    assert any("ENOSPC" in text and "[fault:" in text for text in shown), (
+        "a long faulted call wraps inside its lane; its reply and fault stay visible"
+    )
     events = [t.findtext("s:title", "", ns) for t in root.findall("s:text[@class='event']", ns)]
     assert any("VIOLATED P2" in e for e in events)
+    (band,) = root.findall("s:rect[@class='band violation']", ns)
+    assert int(band.get("width", "0")) > 0
 
 
 def test_html_embeds_the_svg_diagrams(matrix: Matrix) -> None:
