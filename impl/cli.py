@@ -150,6 +150,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--create", action="store_true", help="create MAILDIR and its tmp/ new/ cur/ if missing"
     )
+    parser.add_argument(
+        "--keep-from-line",
+        action="store_true",
+        help="keep a leading mbox 'From sender  date' line (by default it is removed)",
+    )
     parser.add_argument("maildir", metavar="MAILDIR", help="the Maildir to deliver into")
     args = parser.parse_args(list(argv))
     if not args.maildir:
@@ -193,7 +198,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as done:  # --help (0) or a usage error (the convention's code)
         return done.code if isinstance(done.code, int) else 0
     convention: str = args.exit_codes
-    request = DeliveryRequest(maildir=args.maildir, create_dirs=args.create)
+    request = DeliveryRequest(
+        maildir=args.maildir, create_dirs=args.create, strip_from_line=not args.keep_from_line
+    )
     try:
         outcome = deliver_stdin(request, sys.stdin.buffer)
     except Exception as err:  # a bug, not a verdict on the mail: let the MTA retry

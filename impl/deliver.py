@@ -117,15 +117,74 @@ def write_all(fd: int, data: bytes) -> SyscallGen[None]:
         view = view[written:]
 
 
-def copy_input(fd: int) -> SyscallGen[int]:
-    """A4: copy standard input to fd, every write checked; returns the byte count."""
+def copy_input(fd: int, first: bytes) -> SyscallGen[int]:
+    """A4: copy standard input to fd, every write checked; returns the byte count.
+
+    `first` is the input `read_head` already read (b"" only at the end of the input)."""
     total = 0
-    while True:
-        chunk = yield from call(ReadInput(CHUNK))
-        if not chunk:
-            return total
+    chunk = first
+    while chunk:
         yield from write_all(fd, chunk)
         total += len(chunk)
+        chunk = yield from call(ReadInput(CHUNK))
+    return total
+
+
+FROM_ = b"From "
+ENVELOPE_MAX = 1024
+"""D1: how much of a From_ line is kept to find its sender; the rest is read and dropped."""
+
+
+@dataclass(frozen=True)
+class Head:
+    """The start of the input: `data` is the first bytes of the message proper (b"" only
+    at the end of the input), `sender` the sender of a removed From_ line (None: none)."""
+
+    data: bytes
+    sender: str | None = None
+
+
+def envelope_sender(line: bytes) -> str | None:
+    """D1: the sender of a From_ line (`From sender  date`, without its newline), None when
+    it cannot be read off; Postfix writes MAILER-DAEMON for the null sender, which is ""."""
+    rest = line[len(FROM_) :].lstrip(b" ")
+    token, space, _ = rest.partition(b" ")
+    if not token or not space:
+        return None
+    sender = token.decode("utf-8", "surrogateescape")
+    return "" if sender == "MAILER-DAEMON" else sender
+
+
+def read_head(request: DeliveryRequest) -> SyscallGen[Head]:
+    """A4/D1: read the first chunk of the input; with `strip_from_line`, a leading
+    `From ` line is read to its newline and dropped, however the reads split it, keeping
+    at most ENVELOPE_MAX bytes of it."""
+    chunk = yield from call(ReadInput(CHUNK))
+    if not request.strip_from_line:
+        return Head(chunk)
+    while chunk and len(chunk) < len(FROM_) and FROM_.startswith(chunk):
+        more = yield from call(ReadInput(CHUNK))
+        if not more:
+            break
+        chunk += more
+    if not chunk.startswith(FROM_):
+        return Head(chunk)
+    line = b""
+    while True:
+        end = chunk.find(b"\n")
+        if end >= 0:
+            line = (line + chunk[:end])[:ENVELOPE_MAX]
+            rest = chunk[end + 1 :]
+            break
+        line = (line + chunk)[:ENVELOPE_MAX]
+        chunk = yield from call(ReadInput(CHUNK))
+        if not chunk:  # the input was nothing but the From_ line
+            return Head(b"", envelope_sender(line.rstrip(b"\r")))
+    while not rest:  # b"" must mean the end of the input, so read past the newline
+        rest = yield from call(ReadInput(CHUNK))
+        if not rest:
+            break
+    return Head(rest, envelope_sender(line.rstrip(b"\r")))
 
 
 def finishing(request: Syscall[R]) -> SyscallGen[R]:
@@ -187,8 +246,9 @@ def _abandon(fd: int, tmp: str) -> SyscallGen[None]:
 
 NameStep = Callable[[int], SyscallGen[str]]
 """A2: a name for tmp/ (and, by default, new/) given the attempt number."""
-CopyStep = Callable[[int], SyscallGen[int]]
-"""A4: copy standard input into the open file; returns the byte count."""
+CopyStep = Callable[[int, bytes], SyscallGen[int]]
+"""A4: copy standard input into the open file (fd, the input `read_head` already read);
+returns the byte count."""
 FdStep = Callable[[int], SyscallGen[None]]
 """A5 / A6: fsync or close the file."""
 PlaceStep = Callable[[DeliveryRequest, str, str], SyscallGen[str]]
@@ -267,7 +327,8 @@ def run(request: DeliveryRequest, steps: Steps) -> SyscallGen[Outcome]:
             tmp = ""
             return TemporaryFailure("no free name in tmp/")
         stage = "write"
-        yield from steps.copy(fd)  # A4
+        head = yield from read_head(request)  # A4, D1
+        yield from steps.copy(fd, head.data)  # A4
         stage = "fsync"
         if steps.sync is not None:
             yield from steps.sync(fd)  # A5

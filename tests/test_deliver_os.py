@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from maildircheck.impl import cli
-from maildircheck.impl.deliver import CHUNK, deliver
+from maildircheck.impl.deliver import CHUNK, deliver, envelope_sender
 from maildircheck.impl.drivers import StopFlag, os_flags, perform_on_os, run_on_os
 from maildircheck.impl.naming import parse_name
 from maildircheck.model.outcome import Delivered, DeliveryRequest, Outcome, TemporaryFailure
@@ -110,7 +110,8 @@ MESSAGES = {
     "nul": b"a\x00b\x00\x00c\n",
     "eight-bit": bytes(range(256)),
     "crlf": b"Subject: crlf\r\n\r\nline one\r\nline two\r\n",
-    "lone-cr-and-from": b"From me\rx\n>From y\n",
+    "lone-cr-and-from": b"X: 1\nFrom me\rx\n>From y\n",  # a From_ line only counts first (D1)
+    "from-without-space": b"From:me\nFromage\n",
     "several-chunks": os.urandom(2 * CHUNK + 12345),
 }
 
@@ -667,3 +668,92 @@ def test_a_stop_replaces_exactly_one_reply() -> None:
     replies = run_on_os(_probe(requests), io.BytesIO(b"clean-up"), stop)
     assert isinstance(replies[0], Interrupted) and str(replies[0]) == "test stop"
     assert replies[1:] == [os.getpid(), b"clean-up", None, os.getpid()]
+
+
+# ---------------------------------------------------------------- D1: the mbox From_ line
+
+
+class Trickle:
+    """Standard input handing out `data` in pieces of `size` bytes (a pipe's short reads)."""
+
+    def __init__(self, data: bytes, size: int) -> None:
+        self.data = data
+        self.size = size
+        self.reads = 0
+
+    def read1(self, size: int = -1) -> bytes:
+        self.reads += 1
+        piece, self.data = self.data[: self.size], self.data[self.size :]
+        return piece
+
+
+ENVELOPE = b"From alice@example.org  Thu Jan  4 10:00:00 2024\n"
+BODY = b"Return-Path: <alice@example.org>\nSubject: s\n\nFrom the start\n"
+
+
+@pytest.mark.parametrize("size", [1, 2, 4, 5, 6, len(ENVELOPE) - 1, len(ENVELOPE), CHUNK])
+def test_a_leading_from_line_is_removed_however_the_reads_split_it(
+    maildir: Path, size: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # D1: only the first line, only when it starts with the 5 bytes "From "
+    code, out, err = run_main(monkeypatch, capsys, [str(maildir)], Trickle(ENVELOPE + BODY, size))
+    assert (code, err) == (0, "")
+    assert (maildir / "new" / out.strip()).read_bytes() == BODY
+    assert entries(maildir, "tmp") == []
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"From:x\n", b"Fro", b"from a  date\nX\n", b" From a\n", b"Subject: s\nFrom a  d\nb\n", b"F"],
+)
+def test_only_a_first_line_starting_with_from_space_is_removed(
+    maildir: Path,
+    data: bytes,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = run_main(monkeypatch, capsys, [str(maildir)], Trickle(data, 1))
+    assert (code, err) == (0, "")
+    assert (maildir / "new" / out.strip()).read_bytes() == data
+
+
+def test_keep_from_line_keeps_it(
+    maildir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run_main(
+        monkeypatch, capsys, ["--keep-from-line", str(maildir)], ENVELOPE + BODY
+    )
+    assert code == 0
+    assert (maildir / "new" / out.strip()).read_bytes() == ENVELOPE + BODY
+
+
+def test_a_long_from_line_is_dropped_with_bounded_buffering(maildir: Path) -> None:
+    # D1: a From_ line longer than any buffer is still removed, a chunk at a time
+    long_line = b"From " + b"x" * (5 * CHUNK) + b"  date\n"
+    stdin = Trickle(long_line + BODY, CHUNK)
+    request = DeliveryRequest(str(maildir), strip_from_line=True)
+    outcome = run_on_os(deliver(request), stdin)
+    assert isinstance(outcome, Delivered)
+    assert (maildir / "new" / outcome.name).read_bytes() == BODY
+    assert stdin.reads >= 6
+
+
+def test_the_algorithm_keeps_a_from_line_by_default(maildir: Path) -> None:
+    # the checker's requests (DeliveryRequest defaults) deliver the input byte for byte
+    outcome = run_on_os(deliver(DeliveryRequest(str(maildir))), io.BytesIO(ENVELOPE + BODY))
+    assert isinstance(outcome, Delivered)
+    assert (maildir / "new" / outcome.name).read_bytes() == ENVELOPE + BODY
+
+
+@pytest.mark.parametrize(
+    ("line", "sender"),
+    [
+        (b"From alice@example.org  Thu Jan  4 10:00:00 2024", "alice@example.org"),
+        (b"From MAILER-DAEMON  Thu Jan  4 10:00:00 2024", ""),
+        (b"From bob Thu Jan  4 10:00:00 2024", "bob"),
+        (b"From ", None),
+        (b"From nodate", None),
+    ],
+)
+def test_envelope_sender_of_a_from_line(line: bytes, sender: str | None) -> None:
+    assert envelope_sender(line) == sender

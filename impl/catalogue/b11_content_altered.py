@@ -25,19 +25,19 @@ def as_c_string_line(line: bytes) -> bytes:
     return line.split(b"\0", 1)[0] + b"\n"
 
 
-def copy_by_lines(fd: int) -> SyscallGen[int]:
-    """The flaw: standard input copied one line at a time, each line rewritten as above."""
+def copy_by_lines(fd: int, first: bytes) -> SyscallGen[int]:
+    """The flaw: standard input copied one line at a time, each line rewritten as above.
+    `first` is the input already read (b"" only at its end), as for `copy_input`."""
     total = 0
     pending = b""
-    while True:
-        chunk = yield from call(ReadInput(CHUNK))
-        if not chunk:
-            break
+    chunk = first
+    while chunk:
         *lines, pending = (pending + chunk).split(b"\n")
         for line in lines:
             out = as_c_string_line(line)
             yield from write_all(fd, out)
             total += len(out)
+        chunk = yield from call(ReadInput(CHUNK))
     if pending:
         out = as_c_string_line(pending)
         yield from write_all(fd, out)

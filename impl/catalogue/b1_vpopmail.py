@@ -27,6 +27,7 @@ from maildircheck.impl.deliver import (
     copy_input,
     describe,
     fresh_name,
+    read_head,
 )
 from maildircheck.model.outcome import Delivered, DeliveryRequest, Outcome, TemporaryFailure
 from maildircheck.model.syscalls import Close, GetTime, Interrupted, Open, SyscallGen, call
@@ -57,7 +58,8 @@ def deliver(request: DeliveryRequest) -> SyscallGen[Outcome]:
         else:
             return TemporaryFailure("no free name in new/")
         stage = "write"
-        yield from copy_input(fd)
+        head = yield from read_head(request)
+        yield from copy_input(fd, head.data)
         stage = "close"
         fd, closing = -1, fd
         yield from call(Close(closing))
