@@ -10,6 +10,7 @@ the human reports are `maildircheck.harness.report`'s, the check is
     maildircheck list [--json]
     maildircheck matrix [--strategies A,B] [--envs X,Y] [--max-examples N] [--seed S]
                         [--format md|json|html] [--output FILE]
+    maildircheck trace [--env PROFILE]... [--inject CALL:ERRNO[:N]]... [--json] -- COMMAND...
     maildircheck demo
 
 Exit codes:
@@ -33,6 +34,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from maildircheck.harness import trace_cli
 from maildircheck.impl.strategies import CATALOGUE, StrategyError, describe
 from maildircheck.model.faults import DEFAULT_FAULTS, FAULTS, NFS_ONLY, parse_faults
 from maildircheck.model.nfs import NFS_ENVS
@@ -189,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     matrix.add_argument("--workers", type=_positive_int, default=1, metavar="N")
     matrix.add_argument("--format", choices=("md", "json", "html"), default="md")
     matrix.add_argument("--output", metavar="FILE", help="write here instead of stdout")
+
+    trace_cli.add_parser(commands)
 
     commands.add_parser(
         "demo",
@@ -364,7 +368,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"verify": cmd_verify, "list": cmd_list, "matrix": cmd_matrix, "demo": cmd_demo}
+def cmd_trace(args: argparse.Namespace) -> int:
+    try:
+        return trace_cli.cmd_trace(args)
+    except trace_cli.TraceUsageError as err:
+        raise UsageError(str(err)) from None
+
+
+COMMANDS = {
+    "verify": cmd_verify,
+    "list": cmd_list,
+    "matrix": cmd_matrix,
+    "demo": cmd_demo,
+    "trace": cmd_trace,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,212 @@
+"""`maildircheck trace`: one traced run judged under each profile, as a report and JSON.
+
+This module owns joining the run (`harness.trace_run`), the translation
+(`harness.trace_model`) and the replay (`harness.trace_replay`), the facts a reader wants
+about the agent's own calls (does it fsync the file, the directory; link or rename; what
+it added to the message), the stable JSON, and the plain-text report with the replay
+command. The CLI (`harness.cli`) maps the verdicts to exit codes.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from maildircheck.harness.strace import parse
+from maildircheck.harness.trace_model import Event, Step, Unmodeled, translate
+from maildircheck.harness.trace_replay import (
+    TEMPORARY_EXIT,
+    ReplayResult,
+    outcome_of,
+    replay,
+    unexplored,
+)
+from maildircheck.harness.trace_run import TracedRun
+from maildircheck.model.outcome import Outcome
+from maildircheck.model.persistence import PROFILES
+from maildircheck.model.syscalls import (
+    Fdatasync,
+    Fsync,
+    Link,
+    Open,
+    OpenFlag,
+    Rename,
+    Sync,
+    Write,
+)
+
+LOCAL_ENVS = tuple(PROFILES)
+
+
+@dataclass
+class TraceReport:
+    run: TracedRun
+    events: list[Event]
+    outcome: Outcome | None
+    results: list[ReplayResult]
+    facts: list[str]
+    unexplored: list[str]
+    replay_command: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def holds(self) -> bool:
+        return all(r.verdict == "holds" for r in self.results)
+
+    @property
+    def violated(self) -> bool:
+        return any(r.verdict == "violated" for r in self.results)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "command": self.run.command,
+            "exit_status": self.run.status,
+            "killed_by": self.run.signal_name,
+            "outcome": None if self.outcome is None else str(self.outcome),
+            "inject": list(self.run.inject),
+            "maildir_calls": sum(1 for e in self.events if isinstance(e, Step)),
+            "delivered": {path: len(data) for path, data in self.run.delivered().items()},
+            "facts": self.facts,
+            "results": [
+                {
+                    "env": r.env,
+                    "verdict": r.verdict,
+                    "property": r.violation.prop if r.violation else None,
+                    "why": r.violation.why if r.violation else None,
+                    "stopped": r.stopped,
+                    "counterexample": [
+                        {"line": s.line, "lane": s.lane, "call": s.text, "reply": s.reply}
+                        for s in r.steps
+                    ]
+                    if r.violation
+                    else [],
+                    "explanation": r.explanation,
+                }
+                for r in self.results
+            ],
+            "unexplored": self.unexplored,
+            "notes": self.notes,
+            "replay": self.replay_command,
+        }
+
+
+def facts_of(events: Sequence[Event], run: TracedRun) -> list[str]:
+    """What the agent did to the Maildir, in words, from its own trace."""
+    steps = [e.request for e in events if isinstance(e, Step) and e.errno is None]
+    creates = [r for r in steps if isinstance(r, Open) and OpenFlag.CREAT in r.flags]
+    facts = []
+    if creates:
+        exclusive = all(OpenFlag.EXCL in r.flags for r in creates)
+        where = sorted({r.path.rsplit("/", 2)[-2] + "/" for r in creates})
+        facts.append(
+            f"creates its file in {', '.join(where)} "
+            + ("with O_EXCL" if exclusive else "without O_EXCL (an existing file is reused)")
+        )
+    writes = [r for r in steps if isinstance(r, Write)]
+    facts.append(f"writes {sum(len(w.data) for w in writes)} bytes in {len(writes)} calls")
+    syncs = [r for r in steps if isinstance(r, Fsync | Fdatasync)]
+    facts.append(
+        f"fsyncs a file or directory fd {len(syncs)} times" if syncs else "never calls fsync"
+    )
+    if any(isinstance(r, Sync) for r in steps):
+        facts.append("calls sync(2)/syncfs(2)")
+    placing = [r for r in steps if isinstance(r, Link | Rename) and "/new/" in r.touches()[1] + "/"]
+    for r in placing:
+        kind = "links" if isinstance(r, Link) else "renames"
+        facts.append(f"{kind} {r.touches()[0].rsplit('/', 2)[-2]}/... into new/")
+    if not placing:
+        facts.append("never links or renames a file into new/")
+    delivered = run.delivered()
+    for path, data in delivered.items():
+        if data == run.message:
+            facts.append(f"delivered {path}: the message byte for byte")
+        elif data.endswith(run.message):
+            added = data[: len(data) - len(run.message)].decode("utf-8", "replace")
+            names = [line.split(":", 1)[0] for line in added.splitlines() if ":" in line]
+            facts.append(f"delivered {path}: the message with {', '.join(names)} prepended")
+        else:
+            facts.append(f"delivered {path}: {len(data)} bytes that differ from the input")
+    if not delivered:
+        facts.append("left nothing in new/ or cur/")
+    return facts
+
+
+def check_run(
+    run: TracedRun,
+    envs: Sequence[str] = LOCAL_ENVS,
+    temporary: Sequence[int] = TEMPORARY_EXIT,
+    replay_command: str = "",
+) -> TraceReport:
+    """Judge one traced run under each of `envs`."""
+    events = translate(parse(run.trace), run.root, run.cwd)
+    outcome = outcome_of(run.status, run.signal_name, temporary)
+    delivered = run.delivered()
+    content = next(iter(delivered.values())) if delivered else run.message
+    results = [replay(events, env, content, run.before, outcome) for env in envs]
+    notes = list(run.notes)
+    if len(delivered) > 1:
+        notes.append(f"the run left {len(delivered)} new files in new/ and cur/")
+    unmodeled = [e for e in events if isinstance(e, Unmodeled)]
+    for e in unmodeled[:3]:
+        notes.append(f"line {e.line}: {e.call} is not modelled ({e.why})")
+    return TraceReport(
+        run,
+        events,
+        outcome,
+        results,
+        facts_of(events, run),
+        unexplored(events, outcome),
+        replay_command,
+        notes,
+    )
+
+
+def replay_command_for(
+    command: Sequence[str], envs: Sequence[str], inject: Sequence[str], user: str | None
+) -> str:
+    """The `maildircheck trace` command line that repeats this check."""
+    parts = ["maildircheck", "trace"]
+    for env in envs:
+        parts += ["--env", env]
+    for spec in inject:
+        parts += ["--inject", spec]
+    if user:
+        parts += ["--user", user]
+    return shlex.join([*parts, "--", *command])
+
+
+def render(report: TraceReport) -> list[str]:
+    """The report as plain text lines (the CLI prints them)."""
+    run = report.run
+    lines = [
+        f"traced: {shlex.join(run.command)}",
+        f"exit status {run.status}"
+        + (f" (killed by {run.signal_name})" if run.signal_name else "")
+        + f": {report.outcome if report.outcome is not None else 'no report'}",
+        f"{sum(1 for e in report.events if isinstance(e, Step))} calls touched the Maildir",
+        "what it does:",
+        *(f"  - {fact}" for fact in report.facts),
+        "verdicts (a crash or kill at every point, every crash state the profile allows):",
+    ]
+    for r in report.results:
+        detail = str(r.violation) if r.violation else (r.stopped or "every property holds")
+        lines.append(f"  {r.env:<18} {r.verdict.upper():<10} {detail}")
+    for r in report.results:
+        if r.violation is None:
+            continue
+        lines.append(f"counterexample under {r.env} ({r.violation.prop}):")
+        lines += [
+            f"  {i:>3}. [line {s.line}] {s.lane}: {s.text} = {s.reply}"
+            if s.line
+            else f"  {i:>3}. {s.lane}: {s.text}"
+            for i, s in enumerate(r.steps, 1)
+        ]
+        lines += [f"  {x}" for x in r.explanation]
+        break  # one counterexample is enough to read; the JSON has them all
+    lines.append("what this replay cannot explore:")
+    lines += [f"  - {note}" for note in report.unexplored]
+    lines += [f"note: {note}" for note in report.notes]
+    lines.append(f"replay: {report.replay_command}")
+    return lines

@@ -1,0 +1,129 @@
+"""The `maildircheck trace` subcommand: its options, its output and its exit code.
+
+    maildircheck trace [--env PROFILE]... [--inject CALL:ERRNO[:N]]... [--user USER]
+                       [--message FILE] [--temporary-exits 75,111] [--timeout S]
+                       [--keep] [--json] -- COMMAND [ARGS...]
+
+`{maildir}` in ARGS stands for the scratch Maildir (appended when no argument has it).
+Exit codes: 0 every property holds under every profile; 1 a property is violated under
+at least one; 2 usage error; 3 the check could not complete (strace missing, the command
+not found, or the replay stopped at a call the model cannot follow).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from maildircheck.model.nfs import NFS_ENVS
+from maildircheck.model.persistence import PROFILES
+
+CHECK_ERROR = 3
+
+
+class TraceUsageError(Exception):
+    """A bad option value; one line."""
+
+
+def _exits(text: str) -> tuple[int, ...]:
+    try:
+        codes = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of exit codes: {text!r}") from None
+    if not codes or any(not 0 < c < 256 for c in codes):
+        raise argparse.ArgumentTypeError(f"exit codes must be 1-255: {text!r}")
+    return codes
+
+
+def add_parser(commands: Any) -> None:
+    """Register `trace` on the main parser's subcommands."""
+    trace = commands.add_parser(
+        "trace",
+        help="check any delivery program: run it under strace, replay it in the model",
+        description="Run COMMAND on a scratch Maildir with a message on standard input "
+        "under strace, replay what it did to the Maildir in the model with a crash and a "
+        "kill at every point, and judge it under each profile. `{maildir}` in ARGS is the "
+        "scratch Maildir's path (appended when no argument contains it); its exit status "
+        "is its report (0 delivered, --temporary-exits temporary, anything else a bounce).",
+        allow_abbrev=False,
+    )
+    every = ", ".join([*PROFILES, *NFS_ENVS])
+    trace.add_argument(
+        "--env",
+        action="append",
+        metavar="PROFILE",
+        help=f"judge under this profile (repeatable; default: every local one). One of: {every}",
+    )
+    trace.add_argument(
+        "--inject",
+        action="append",
+        default=[],
+        metavar="CALL:ERRNO[:N]",
+        help="make the Nth CALL fail with ERRNO (strace -e inject), e.g. fsync:EIO",
+    )
+    trace.add_argument("--user", help="run the command as this user (strace -u)")
+    trace.add_argument("--message", metavar="FILE", help="the message to deliver (default: built in)")
+    trace.add_argument(
+        "--temporary-exits",
+        type=_exits,
+        default=(75, 111),
+        metavar="LIST",
+        help="exit codes that mean 'try again later' (default: 75,111; Exim also 73,74)",
+    )
+    trace.add_argument("--timeout", type=float, default=60.0, metavar="S")
+    trace.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    trace.add_argument("--json", action="store_true", help="print the report as JSON")
+    trace.add_argument("program", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]")
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    from maildircheck.harness.trace_check import (
+        LOCAL_ENVS,
+        check_run,
+        render,
+        replay_command_for,
+    )
+    from maildircheck.harness.trace_run import DEFAULT_MESSAGE, TraceSetupError, run_traced
+
+    command = list(args.program)
+    if command[:1] == ["--"]:
+        command = command[1:]
+    if not command:
+        raise TraceUsageError("trace needs a command after --")
+    envs = args.env or list(LOCAL_ENVS)
+    for env in envs:
+        if env not in PROFILES and env not in NFS_ENVS:
+            raise TraceUsageError(f"unknown profile {env!r}")
+    message = DEFAULT_MESSAGE
+    if args.message:
+        try:
+            with open(args.message, "rb") as f:
+                message = f.read()
+        except OSError as err:
+            raise TraceUsageError(f"cannot read --message {args.message}: {err.strerror}") from None
+    try:
+        run = run_traced(
+            command,
+            message,
+            inject=args.inject,
+            user=args.user,
+            timeout=args.timeout,
+            keep=args.keep,
+        )
+    except TraceSetupError as err:
+        sys.stderr.write(f"maildircheck: error: {err}\n")
+        return CHECK_ERROR
+    report = check_run(
+        run, envs, args.temporary_exits, replay_command_for(command, args.env or [], args.inject, args.user)
+    )
+    if args.json:
+        print(json.dumps(report.as_json(), indent=2, sort_keys=True))
+    else:
+        print("\n".join(render(report)))
+        if run.scratch:
+            print(f"scratch directory kept: {run.scratch}")
+    if report.violated:
+        return 1
+    return 0 if report.holds else CHECK_ERROR

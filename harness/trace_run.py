@@ -1,0 +1,222 @@
+"""Running a delivery program under strace on a scratch Maildir (the I/O half of `trace`).
+
+This module owns the real run: a scratch directory with `home/` (the working directory
+and $HOME) and `Maildir/{tmp,new,cur}` holding one earlier message in cur/, the message
+on standard input, `{maildir}` in the command replaced by the Maildir's path (or the path
+appended when no argument names it), strace's options (`-f` children, `-y` fd paths,
+`-xx` every byte exact, `-s` long enough for any write), optional fault injection, a
+time limit, and the Maildir's files before and after. The parsing, the model and the
+verdicts are `harness.strace`, `harness.trace_model` and `harness.trace_replay`.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+STRACE_CALLS = (
+    "%file,%desc,%process,fsync,fdatasync,sync,syncfs,link,linkat,rename,renameat,"
+    "renameat2,unlink,unlinkat,mkdir,mkdirat,chdir,fchdir,dup,dup2,dup3,fcntl,close_range"
+)
+SEED_NAME = "1700000000.M1P1Q1.earlier.example:2,S"
+SEED = b"From: earlier@example.org\nSubject: delivered before the traced run\n\nkeep me\n"
+DEFAULT_MESSAGE = (
+    b"From: Alice Sender <alice@example.org>\n"
+    b"To: Bob Rcpt <bob@example.net>\n"
+    b"Subject: maildircheck trace\n"
+    b"Message-ID: <trace-1@example.org>\n"
+    b"\n"
+    + b"A line of the body that the checker compares byte for byte.\n" * 8
+)
+PLACEHOLDER = "{maildir}"
+
+
+class TraceSetupError(Exception):
+    """strace is missing, the command cannot start, a bad option: one line."""
+
+
+Snapshot = dict[str, bytes | None]  # path relative to the Maildir -> bytes (None: a dir)
+
+
+@dataclass
+class TracedRun:
+    command: list[str]
+    root: str  # the real Maildir
+    cwd: str
+    status: int
+    signal_name: str | None
+    stderr: str
+    trace: list[str]
+    before: Snapshot
+    after: Snapshot
+    message: bytes
+    inject: tuple[str, ...] = ()
+    scratch: str = ""
+    timed_out: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def delivered(self) -> dict[str, bytes]:
+        """Files in new/ and cur/ after the run that were not there before."""
+        return {
+            path: data
+            for path, data in sorted(self.after.items())
+            if data is not None
+            and path.split("/", 1)[0] in ("new", "cur")
+            and path not in self.before
+        }
+
+
+def snapshot(root: str) -> Snapshot:
+    """Every directory and regular file under `root` (symlinks are not followed)."""
+    found: Snapshot = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel = os.path.relpath(dirpath, root)
+        for name in dirnames:
+            found[os.path.normpath(os.path.join(rel, name))] = None
+        for name in filenames:
+            full = os.path.join(dirpath, name)
+            if os.path.isfile(full) and not os.path.islink(full):
+                with open(full, "rb") as f:
+                    found[os.path.normpath(os.path.join(rel, name))] = f.read()
+    return found
+
+
+def inject_option(spec: str) -> str:
+    """`fsync:EIO` or `write:ENOSPC:2` (the 2nd call) -> strace's `-e inject=` value; a
+    spec already in strace's syntax (`fsync:error=EIO:when=1`) is passed on as it is."""
+    if "=" in spec:
+        return spec
+    parts = spec.split(":")
+    if len(parts) not in (2, 3) or not parts[0] or not parts[1].startswith("E"):
+        raise TraceSetupError(f"bad --inject {spec!r}: use CALL:ERRNO[:N], e.g. fsync:EIO")
+    when = parts[2] if len(parts) == 3 else "1"
+    if not when.isdigit():
+        raise TraceSetupError(f"bad --inject {spec!r}: N must be a number")
+    return f"{parts[0]}:error={parts[1]}:when={when}"
+
+
+def _command(command: Sequence[str], root: str) -> list[str]:
+    if any(PLACEHOLDER in arg for arg in command):
+        return [arg.replace(PLACEHOLDER, root) for arg in command]
+    return [*command, root]
+
+
+def run_traced(
+    command: Sequence[str],
+    message: bytes = DEFAULT_MESSAGE,
+    *,
+    inject: Sequence[str] = (),
+    user: str | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60.0,
+    keep: bool = False,
+) -> TracedRun:
+    """Run `command` under strace with `message` on stdin; the scratch directory is
+    removed afterwards unless `keep`."""
+    strace = shutil.which("strace")
+    if strace is None:
+        raise TraceSetupError("strace is not installed (Debian: apt-get install strace)")
+    if not command:
+        raise TraceSetupError("no command to trace (give it after --)")
+    scratch = os.path.realpath(tempfile.mkdtemp(prefix="maildircheck-trace-"))
+    try:
+        return _run(strace, command, message, inject, user, env, timeout, scratch, keep)
+    finally:
+        if not keep:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _run(
+    strace: str,
+    command: Sequence[str],
+    message: bytes,
+    inject: Sequence[str],
+    user: str | None,
+    env: Mapping[str, str] | None,
+    timeout: float,
+    scratch: str,
+    keep: bool,
+) -> TracedRun:
+    home, root = os.path.join(scratch, "home"), os.path.join(scratch, "Maildir")
+    for d in (home, root, f"{root}/tmp", f"{root}/new", f"{root}/cur"):
+        os.mkdir(d, 0o700)
+    with open(f"{root}/cur/{SEED_NAME}", "wb") as f:
+        f.write(SEED)
+    with open(f"{scratch}/message", "wb") as f:
+        f.write(message)
+    if user is not None:
+        try:
+            entry = pwd.getpwnam(user)
+        except KeyError:
+            raise TraceSetupError(f"no such user {user!r}") from None
+        for dirpath, _, filenames in os.walk(scratch):
+            os.chown(dirpath, entry.pw_uid, entry.pw_gid)
+            for name in filenames:
+                os.chown(os.path.join(dirpath, name), entry.pw_uid, entry.pw_gid)
+    before = snapshot(root)
+    argv = _command(command, root)
+    trace_file = f"{scratch}/trace.strace"
+    options = [strace, "-f", "-q", "-y", "-xx", "-s", str(1 << 24), "-o", trace_file]
+    options += ["-e", f"trace={STRACE_CALLS}", "-e", "signal=none"]
+    for spec in inject:
+        options += ["-e", f"inject={inject_option(spec)}"]
+    if user is not None:
+        options += ["-u", user]
+    child_env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": home,
+        "MAILDIR": root,
+        "SENDER": "alice@example.org",
+        "RECIPIENT": "bob@example.net",
+        "USER": user or "root",
+        "LOGNAME": user or "root",
+        "PYTHONDONTWRITEBYTECODE": "1",  # a Python agent must not write beside its source
+        **(env or {}),
+    }
+    timed_out = False
+    with open(f"{scratch}/message", "rb") as stdin:
+        try:
+            done = subprocess.run(
+                [*options, "--", *argv],
+                stdin=stdin,
+                capture_output=True,
+                cwd=home,
+                env=child_env,
+                timeout=timeout,
+                check=False,
+            )
+            status, stderr = done.returncode, done.stderr.decode("utf-8", "replace")
+        except FileNotFoundError as err:
+            raise TraceSetupError(f"cannot run strace: {err}") from None
+        except subprocess.TimeoutExpired as err:
+            timed_out = True
+            status = -9
+            stderr = (err.stderr or b"").decode("utf-8", "replace")
+    with open(trace_file, encoding="utf-8", errors="surrogateescape") as f:
+        lines = f.readlines()
+    signal_name = _killed_by(lines)
+    if status < 0 and signal_name is None:
+        signal_name = "SIGKILL"
+    notes = [f"the run was stopped after {timeout:g} s"] if timed_out else []
+    if status == 127 or (lines and "execve(" in lines[0] and "= -1 ENOENT" in lines[0]):
+        raise TraceSetupError(f"command not found: {argv[0]}")
+    return TracedRun(
+        list(argv), root, home, status, signal_name, stderr.strip(), lines, before,
+        snapshot(root), message, tuple(inject), scratch if keep else "", timed_out, notes,
+    )
+
+
+def _killed_by(lines: Sequence[str]) -> str | None:
+    """The signal that killed the traced command (its first process), if one did."""
+    if not lines:
+        return None
+    first = lines[0].split(" ", 1)[0]
+    for line in reversed(lines):
+        if line.startswith(first + " +++ killed by "):
+            return line.split("killed by ", 1)[1].split()[0]
+    return None
