@@ -199,6 +199,4 @@ def parse(lines: Iterable[str]) -> Iterator[TraceCall]:
             continue
         args_text, result_text = _split_result(rest, line_no)
         value, err, injected, path = _parse_result(result_text, line_no)
-        yield TraceCall(
-            line_start, pid, name, split_args(args_text), value, err, injected, path
-        )
+        yield TraceCall(line_start, pid, name, split_args(args_text), value, err, injected, path)

@@ -64,7 +64,9 @@ def add_parser(commands: Any) -> None:
         help="make the Nth CALL fail with ERRNO (strace -e inject), e.g. fsync:EIO",
     )
     trace.add_argument("--user", help="run the command as this user (strace -u)")
-    trace.add_argument("--message", metavar="FILE", help="the message to deliver (default: built in)")
+    trace.add_argument(
+        "--message", metavar="FILE", help="the message to deliver (default: built in)"
+    )
     trace.add_argument(
         "--temporary-exits",
         type=_exits,
@@ -116,7 +118,10 @@ def cmd_trace(args: argparse.Namespace) -> int:
         sys.stderr.write(f"maildircheck: error: {err}\n")
         return CHECK_ERROR
     report = check_run(
-        run, envs, args.temporary_exits, replay_command_for(command, args.env or [], args.inject, args.user)
+        run,
+        envs,
+        args.temporary_exits,
+        replay_command_for(command, args.env or [], args.inject, args.user),
     )
     if args.json:
         print(json.dumps(report.as_json(), indent=2, sort_keys=True))

@@ -140,7 +140,9 @@ class Translator:
     root: str
     cwd: str
     procs: dict[int, _Proc] = field(default_factory=dict)
-    parents: dict[int, tuple[int, bool]] = field(default_factory=dict)  # child -> (parent, CLONE_FILES)
+    parents: dict[int, tuple[int, bool]] = field(
+        default_factory=dict
+    )  # child -> (parent, CLONE_FILES)
     first_pid: int | None = None
 
     # --- paths ------------------------------------------------------------------------
@@ -199,7 +201,7 @@ class Translator:
         if handle is not None and handle.inside and fd not in proc.fds:
             yield Step(c.line, c.pid, Close(fd), 0)
 
-    def _one(self, c: TraceCall, proc: _Proc) -> Iterator[Event]:  # noqa: C901 - a dispatch table
+    def _one(self, c: TraceCall, proc: _Proc) -> Iterator[Event]:
         name, a = c.name, c.args
         if name in ("+++exit", "+++killed"):
             for fd in sorted(proc.fds):
@@ -217,8 +219,10 @@ class Translator:
             if name == "chdir":
                 proc.cwd = self.resolve(proc, AT_FDCWD, a[0], None)
             else:
-                proc.cwd = proc.fds[fd_of(a[0])].path if fd_of(a[0]) in proc.fds else (
-                    fd_path(a[0]) or proc.cwd
+                proc.cwd = (
+                    proc.fds[fd_of(a[0])].path
+                    if fd_of(a[0]) in proc.fds
+                    else (fd_path(a[0]) or proc.cwd)
                 )
             return
         if name in _OPENS:
@@ -241,7 +245,12 @@ class Translator:
     def _open(self, c: TraceCall, proc: _Proc) -> Iterator[Event]:
         a = c.args
         if c.name == "creat":
-            dirfd, raw, flags, mode = AT_FDCWD, a[0], frozenset({"O_WRONLY", "O_CREAT", "O_TRUNC"}), a[1]
+            dirfd, raw, flags, mode = (
+                AT_FDCWD,
+                a[0],
+                frozenset({"O_WRONLY", "O_CREAT", "O_TRUNC"}),
+                a[1],
+            )
         elif c.name == "open":
             dirfd, raw, flags, mode = AT_FDCWD, a[0], flags_of(a[1]), a[2] if len(a) > 2 else "0"
         elif c.name == "openat":
@@ -249,8 +258,15 @@ class Translator:
             mode = a[3] if len(a) > 3 else "0"
         else:  # openat2(dirfd, path, {flags=..., mode=..., resolve=...}, size)
             fields = dict(_STRUCT_FIELD.findall(a[2]))
-            dirfd, raw, flags, mode = fd_of(a[0]), a[1], flags_of(fields.get("flags", "0")), fields.get("mode", "0")
-        path = self.resolve(proc, dirfd, raw, fd_path(a[0]) if c.name in ("openat", "openat2") else None)
+            dirfd, raw, flags, mode = (
+                fd_of(a[0]),
+                a[1],
+                flags_of(fields.get("flags", "0")),
+                fields.get("mode", "0"),
+            )
+        path = self.resolve(
+            proc, dirfd, raw, fd_path(a[0]) if c.name in ("openat", "openat2") else None
+        )
         inside = self.inside(path)
         if inside and any("TMPFILE" in flag for flag in flags):
             yield Unmodeled(c.line, c.pid, c.name, "O_TMPFILE: a file with no name")
@@ -278,7 +294,7 @@ class Translator:
         if proc.fds[old].inside:
             yield Dup(c.line, c.pid, old, c.result)
 
-    def _maildir_call(self, c: TraceCall, proc: _Proc) -> Iterator[Event]:  # noqa: C901
+    def _maildir_call(self, c: TraceCall, proc: _Proc) -> Iterator[Event]:
         name, a = c.name, c.args
         step: Syscall[Any] | None = None
         if name in _WRITES or name in ("read", "lseek", "fsync", "fdatasync", "fstat", "ftruncate"):
@@ -310,7 +326,11 @@ class Translator:
             dirfd = fd_of(a[0]) if at else AT_FDCWD
             raw = a[1] if at else a[0]
             flags = " ".join(a[2:])
-            if name in ("newfstatat", "fstatat64", "statx") and "AT_EMPTY_PATH" in flags and raw == '""':
+            if (
+                name in ("newfstatat", "fstatat64", "statx")
+                and "AT_EMPTY_PATH" in flags
+                and raw == '""'
+            ):
                 fd = dirfd
                 if fd in proc.fds and proc.fds[fd].inside:
                     step = Fstat(fd)
@@ -338,13 +358,13 @@ class Translator:
         if c.name in ("write", "pwrite64"):
             data = decode_string(a[1])
         else:
-            data = b"".join(decode_string(s) for s in re.findall(r'iov_base=("(?:[^"\\]|\\.)*")', a[1]))
+            data = b"".join(
+                decode_string(s) for s in re.findall(r'iov_base=("(?:[^"\\]|\\.)*")', a[1])
+            )
         if not c.failed and c.result is not None:
             data = data[: c.result]  # a short write: what the kernel took
         at = None
-        if c.name == "pwrite64":
-            at = int(a[3], 0)
-        elif c.name in ("pwritev", "pwritev2"):
+        if c.name == "pwrite64" or c.name in ("pwritev", "pwritev2"):
             at = int(a[3], 0)
         return Write(fd, data, at)
 

@@ -25,8 +25,8 @@ from maildircheck.model.kernel import Kernel, Process
 from maildircheck.model.outcome import Delivered, Outcome, PermanentFailure, TemporaryFailure
 from maildircheck.model.properties import DeliveryRecord, Violation
 from maildircheck.model.syscalls import (
-    FileKind,
     Fdatasync,
+    FileKind,
     Fstat,
     Fsync,
     FsyncDir,
@@ -92,7 +92,7 @@ class _Replay:
 
     def proc(self, pid: int) -> Process:
         if pid not in self.procs:
-            self.procs[pid] = Process(LABEL, pid, list(self.host.kernels)[0])
+            self.procs[pid] = Process(LABEL, pid, next(iter(self.host.kernels)))
         return self.procs[pid]
 
     def lane(self, pid: int) -> str:
@@ -137,7 +137,7 @@ class _Replay:
             proc.fds[event.result] = proc.fds.pop(reply)  # keep the traced fd number
             reply = event.result
         self.result.steps.append(
-            Replayed(event.line, self.lane(event.pid), short(str(request)), show(reply))
+            Replayed(event.line, self.lane(event.pid), short(request), show(reply))
         )
         model_failed = isinstance(reply, OSError)
         model_errno = errno.errorcode.get(reply.errno or 0) if isinstance(reply, OSError) else None
@@ -190,7 +190,7 @@ def replay(
     host.fs.make_all_durable()
     record = DeliveryRecord(LABEL, "the message", content)
     host.records.append(record)
-    kernel = host.kernels[list(host.kernels)[0]]
+    kernel = host.kernels[next(iter(host.kernels))]
     result = ReplayResult(env)
     run = _Replay(host, record, kernel, result)
     for event in events:
@@ -225,9 +225,7 @@ def unexplored(events: Sequence[Event], outcome: Outcome | None) -> list[str]:
         )
     else:
         names = sorted({type(e.request).__name__.lower() for e in failed})
-        notes.append(
-            f"error paths: only the failures this run met ({', '.join(names)}) were taken"
-        )
+        notes.append(f"error paths: only the failures this run met ({', '.join(names)}) were taken")
     notes.append(
         "other processes: one delivery ran alone, so name collisions with a concurrent "
         "delivery, a reader moving new/ to cur/ and a tmp/ cleaner were not exercised"
@@ -239,4 +237,3 @@ def unexplored(events: Sequence[Event], outcome: Outcome | None) -> list[str]:
     if outcome is None:
         notes.append("the agent was killed before it reported: no success or failure to judge")
     return notes
-
