@@ -1,44 +1,26 @@
 """`maildir-deliver`: deliver standard input into a Maildir, for an MTA to run.
 
-This module owns the command line: parsing it, the SIGTERM handler and the 24-hour alarm,
-and the one mapping from an outcome to an exit code. The delivery itself is
-`maildircheck.impl.deliver.deliver`, run on the OS by `maildircheck.impl.drivers`.
-
-    maildir-deliver [--exit-codes qmail|sysexits] [--create] MAILDIR
-
-On success the name of the new file in MAILDIR/new/ is printed on standard output; on
-failure one line `maildir-deliver: <temporary|permanent> failure: <reason>` goes to
-standard error.
-
-Exit codes:
-
-    outcome                                  qmail (default)   sysexits
-    delivered                                0                 0  (EX_OK)
-    temporary failure (the MTA retries):     111               75 (EX_TEMPFAIL)
-      any I/O error, missing or unusable
-      maildir, SIGTERM, the 24-hour timer,
-      an unexpected internal error
-    permanent failure (the MTA bounces):     100               77 (EX_NOPERM)
-      refused by policy (tmp/ or new/ is a
-      symbolic link)
-    usage error (bad command line):          100               64 (EX_USAGE)
-
-A usage error is reported with the convention's code for "this invocation can never
-succeed" (qmail has no separate usage code, so it is 100); the code is taken from a valid
-`--exit-codes` anywhere on the command line, else qmail's. `--help` exits 0.
+This module owns the command line: parsing it (and the environment the MTA sets), the
+manual page `--help` prints, the SIGTERM handler and the 24-hour alarm, and the one mapping
+from an outcome to an exit code (`exit_code`). The delivery itself - From_ line, headers,
+folders, sizes included - is `maildircheck.impl.deliver.deliver`, run on the OS by
+`maildircheck.impl.drivers`; this module only fills in its `DeliveryRequest`.
+docs/delivery-agent.md shows it behind Postfix, qmail and Exim (spec family D).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from collections.abc import Sequence
 from types import FrameType
-from typing import Any, BinaryIO, NoReturn
+from typing import Any, BinaryIO, NamedTuple, NoReturn
 
 from maildircheck.impl.deliver import deliver
 from maildircheck.impl.drivers import StopFlag, run_on_os
+from maildircheck.impl.naming import folder_name_ok
 from maildircheck.model.outcome import (
     Delivered,
     DeliveryRequest,
@@ -50,33 +32,137 @@ from maildircheck.model.syscalls import Interrupted
 
 PROG = "maildir-deliver"
 
-# convention -> (delivered, temporary, permanent, usage)
-EXIT_CODES: dict[str, tuple[int, int, int, int]] = {
-    "qmail": (0, 111, 100, 100),
-    "sysexits": (0, 75, 77, 64),
+
+class Codes(NamedTuple):
+    """The exit code of each class of outcome under one convention (D3)."""
+
+    delivered: int
+    temporary: int  # the MTA retries
+    policy: int  # permanent: refused by policy
+    data: int  # permanent: the message or its envelope is unusable
+    usage: int  # the command line is wrong
+
+
+EXIT_CODES: dict[str, Codes] = {
+    "qmail": Codes(delivered=0, temporary=111, policy=100, data=100, usage=100),
+    "sysexits": Codes(delivered=0, temporary=75, policy=77, data=65, usage=64),
 }
 DEFAULT_CONVENTION = "qmail"
 
-EPILOG = """\
-exit codes:             qmail  sysexits
-  delivered                 0         0
-  temporary failure       111        75 (EX_TEMPFAIL)  the MTA should retry
-  permanent failure       100        77 (EX_NOPERM)    tmp/ or new/ is a symlink
-  usage error             100        64 (EX_USAGE)     bad command line
+MANUAL = """\
+NAME
+    maildir-deliver - deliver one message from standard input into a Maildir
 
-Any I/O error, a missing maildir, SIGTERM and the 24-hour timer are temporary
-failures: the file in tmp/ is removed and nothing is left in new/.
+SYNOPSIS
+    maildir-deliver [--exit-codes qmail|sysexits] [--create] [--folder NAME |
+                    --extension-folder] [--return-path] [--delivered-to]
+                    [--keep-from-line] [--no-size] [--allow-empty] [MAILDIR]
+
+DESCRIPTION
+    Reads one message from standard input and delivers it into MAILDIR
+    (default: $HOME/Maildir) the way maildir(5) prescribes: written to tmp/,
+    fsynced and closed, linked into new/ (never renamed over a name), new/
+    fsynced; only then is the delivery reported. The name of the file in new/
+    is printed on standard output. A failure leaves nothing in tmp/ or new/
+    and writes one line to standard error, which the MTA logs:
+        maildir-deliver: temporary failure: REASON
+        maildir-deliver: permanent failure: REASON
+
+    A first line that starts with the five bytes "From " is an mbox envelope
+    line (Postfix mailbox_command, pipe(8) flag F, Exim's message_prefix); no
+    header can start that way, so it is removed, and its sender stands in for
+    SENDER. Everything else is kept byte for byte: CRLF, NUL and 8-bit bytes,
+    a missing final newline. The name in new/ ends with ",S=<size>", the size
+    of the file as written (Maildir++ quota; Dovecot and Courier read it).
+
+OPTIONS
+    --exit-codes qmail|sysexits
+        Exit-code convention (default qmail); see EXIT STATUS. Postfix and Exim
+        need sysexits: to them 111 and 100 are both bounces.
+    --create
+        Create MAILDIR and its tmp/ new/ cur/ (and the --folder) if missing.
+        Without it a missing maildir is a temporary failure.
+    --folder NAME
+        Deliver into the Maildir++ folder MAILDIR/.NAME/ (Courier, Dovecot);
+        "a.b" is the folder b inside a. With --create it is made with its own
+        tmp/ new/ cur/ and the empty file maildirfolder.
+    --extension-folder
+        Deliver into MAILDIR/.$EXTENSION/ when EXTENSION is set and that folder
+        exists; otherwise into MAILDIR. The name comes from the sender of the
+        mail, so this folder is never created and a name that cannot be a
+        folder (empty, "/", "..", control characters) means MAILDIR.
+    --return-path
+        Prepend "Return-Path: <$SENDER>" (SENDER unset: the sender of the From_
+        line; neither: no header). Not behind mailbox_command: Postfix adds it.
+    --delivered-to
+        Prepend "Delivered-To: $RECIPIENT" (or $ORIGINAL_RECIPIENT).
+    --keep-from-line
+        Keep a leading From_ line as part of the message.
+    --no-size
+        Leave ",S=<size>" out of the name.
+    --allow-empty
+        Deliver an empty message (nothing after a From_ line) instead of
+        refusing it.
+    -h, --help
+        Print this manual and exit 0.
+
+ENVIRONMENT
+    HOME                 MAILDIR defaults to $HOME/Maildir.
+    SENDER               The envelope sender, for --return-path ("" for <>).
+    RECIPIENT            The envelope recipient, for --delivered-to.
+    ORIGINAL_RECIPIENT   Used by --delivered-to when RECIPIENT is unset.
+    EXTENSION            The address extension, for --extension-folder.
+    A line break or NUL in SENDER or RECIPIENT (when used) is a data error.
+
+EXIT STATUS
+    outcome                                      qmail   sysexits
+    delivered                                        0   0
+    temporary failure - the MTA retries:           111   75 EX_TEMPFAIL
+      any I/O error (ENOSPC, EDQUOT, EIO, ...), a
+      missing or unusable maildir or folder, no
+      MAILDIR and no HOME, SIGTERM, the 24-hour
+      timer, an internal error
+    permanent failure, policy - the MTA bounces:   100   77 EX_NOPERM
+      tmp/ or new/ is a symbolic link
+    permanent failure, data - the MTA bounces:     100   65 EX_DATAERR
+      an empty message, a line break in SENDER
+      or RECIPIENT
+    usage error (bad command line):                100   64 EX_USAGE
+    A usage error takes the code of a valid --exit-codes anywhere on the
+    command line, else qmail's.
+
+EXAMPLES
+    Postfix, main.cf (runs as the recipient; Postfix already adds
+    Return-Path and Delivered-To):
+        mailbox_command = /usr/local/bin/maildir-deliver --exit-codes sysexits
+    Postfix, master.cf pipe(8) service (flags R and D add the headers):
+        maildir unix - n n - - pipe flags=DRhu user=vmail argv=/usr/bin/env
+          EXTENSION=${extension} /usr/local/bin/maildir-deliver --exit-codes
+          sysexits --extension-folder /srv/mail/${domain}/${user}
+    qmail, .qmail (qmail-local sets SENDER and RECIPIENT, adds no headers):
+        |/usr/local/bin/maildir-deliver --return-path --delivered-to ./Maildir/
+    Exim, a pipe transport (Exim sets SENDER and RECIPIENT):
+        maildir_deliver:
+          driver = pipe
+          command = /usr/local/bin/maildir-deliver --exit-codes sysexits \\
+                    --return-path --delivered-to $home/Maildir
+          message_prefix =
+          message_suffix =
+
+SEE ALSO
+    docs/delivery-agent.md; maildir(5); Postfix local(8), pipe(8);
+    qmail-command(8); sysexits.h; Courier maildir(5), README.maildirquota.
 """
 
 
 def exit_code(outcome: Outcome, convention: str) -> int:
-    """The exit code for `outcome` under `convention` (the only such mapping)."""
-    ok, temporary, permanent, _ = EXIT_CODES[convention]
+    """The exit code for `outcome` under `convention` (the only such mapping, D3)."""
+    codes = EXIT_CODES[convention]
     if isinstance(outcome, Delivered):
-        return ok
+        return codes.delivered
     if isinstance(outcome, PermanentFailure):
-        return permanent
-    return temporary
+        return codes.data if outcome.cause == "data" else codes.policy
+    return codes.temporary
 
 
 def one_line(text: str) -> str:
@@ -108,7 +194,7 @@ def _report_name(name: str) -> None:
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error exits with the chosen convention's usage code."""
 
-    usage_code = EXIT_CODES[DEFAULT_CONVENTION][3]
+    usage_code = EXIT_CODES[DEFAULT_CONVENTION].usage
 
     def error(self, message: str) -> NoReturn:
         _complain(f"usage error: {message} (see --help)")
@@ -131,35 +217,63 @@ def _convention_in(argv: Sequence[str]) -> str:
     return chosen
 
 
+class _Manual(argparse.Action):
+    """-h/--help: print the manual page and exit 0."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        sys.stdout.write(MANUAL)
+        sys.stdout.flush()
+        raise SystemExit(0)
+
+
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = _Parser(
-        prog=PROG,
-        description="Deliver the message on standard input into MAILDIR (write it in tmp/,\n"
-        "fsync, link it into new/, fsync new/) and print the name of the file in new/.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        allow_abbrev=False,
-    )
-    parser.usage_code = EXIT_CODES[_convention_in(argv)][3]
-    parser.add_argument(
-        "--exit-codes",
-        choices=sorted(EXIT_CODES),
-        default=DEFAULT_CONVENTION,
-        help="exit-code convention (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--create", action="store_true", help="create MAILDIR and its tmp/ new/ cur/ if missing"
-    )
-    parser.add_argument(
-        "--keep-from-line",
-        action="store_true",
-        help="keep a leading mbox 'From sender  date' line (by default it is removed)",
-    )
-    parser.add_argument("maildir", metavar="MAILDIR", help="the Maildir to deliver into")
+    parser = _Parser(prog=PROG, add_help=False, allow_abbrev=False)
+    parser.usage_code = EXIT_CODES[_convention_in(argv)].usage
+    parser.add_argument("-h", "--help", action=_Manual, nargs=0)
+    parser.add_argument("--exit-codes", choices=sorted(EXIT_CODES), default=DEFAULT_CONVENTION)
+    parser.add_argument("--create", action="store_true")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--folder", metavar="NAME")
+    where.add_argument("--extension-folder", action="store_true")
+    parser.add_argument("--return-path", action="store_true")
+    parser.add_argument("--delivered-to", action="store_true")
+    parser.add_argument("--keep-from-line", action="store_true")
+    parser.add_argument("--no-size", action="store_true")
+    parser.add_argument("--allow-empty", action="store_true")
+    parser.add_argument("maildir", metavar="MAILDIR", nargs="?")
     args = parser.parse_args(list(argv))
-    if not args.maildir:
+    if args.maildir == "":
         parser.error("MAILDIR must not be empty")
+    if args.folder is not None and not folder_name_ok(args.folder):
+        parser.error(f"--folder {args.folder!r} cannot be a Maildir++ folder name")
     return args
+
+
+def request_from(args: argparse.Namespace, env: dict[str, str]) -> DeliveryRequest | Outcome:
+    """The `DeliveryRequest` the command line and the MTA's environment ask for, or the
+    failure to report when there is no maildir to deliver to."""
+    maildir: str | None = args.maildir
+    if maildir is None:
+        home = env.get("HOME", "")
+        if not home:
+            return TemporaryFailure("no MAILDIR given and HOME is not set")
+        maildir = home.rstrip("/") + "/Maildir"
+    folder = args.folder or ""
+    if args.extension_folder:
+        folder = env.get("EXTENSION", "")
+    recipient = env.get("RECIPIENT") or env.get("ORIGINAL_RECIPIENT")
+    return DeliveryRequest(
+        maildir=maildir,
+        create_dirs=args.create,
+        strip_from_line=not args.keep_from_line,
+        return_path=args.return_path,
+        sender=env.get("SENDER"),
+        delivered_to=recipient if args.delivered_to else None,
+        folder=folder,
+        folder_fallback=args.extension_folder,
+        size_in_name=not args.no_size,
+        refuse_empty=not args.allow_empty,
+    )
 
 
 def deliver_stdin(request: DeliveryRequest, stdin: BinaryIO) -> Outcome:
@@ -198,11 +312,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as done:  # --help (0) or a usage error (the convention's code)
         return done.code if isinstance(done.code, int) else 0
     convention: str = args.exit_codes
-    request = DeliveryRequest(
-        maildir=args.maildir, create_dirs=args.create, strip_from_line=not args.keep_from_line
-    )
+    outcome: Outcome
     try:
-        outcome = deliver_stdin(request, sys.stdin.buffer)
+        request = request_from(args, dict(os.environ))
+        if isinstance(request, DeliveryRequest):
+            outcome = deliver_stdin(request, sys.stdin.buffer)
+        else:
+            outcome = request
     except Exception as err:  # a bug, not a verdict on the mail: let the MTA retry
         outcome = TemporaryFailure(f"internal error: {type(err).__name__}: {err}")
     if isinstance(outcome, Delivered):

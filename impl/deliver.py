@@ -16,7 +16,13 @@ the spec IDs are in specs/requirements.md):
   A10 fsync new/ so the new entry is durable;
   A11 unlink tmp/NAME (errors tolerated);  A12 only now report success;
   A13 on any failure remove tmp/NAME and report a temporary failure; a permanent failure
-      only for a refusal by policy (tmp/ or new/ is a symlink).
+      only for a refusal by policy (tmp/ or new/ is a symlink) or unusable data (D6).
+
+The delivery-agent conventions (the D family; all off in a default `DeliveryRequest`):
+  D1  drop a leading mbox `From sender  date` line (A4, `read_head`);
+  D2  prepend Return-Path and Delivered-To from the envelope (`envelope_headers`);
+  D4  deliver into the Maildir++ folder MAILDIR/.NAME/ (`prepare_folder`, before A1);
+  D5  name the file in new/ NAME,S=<size> (A8);  D6  refuse an empty message.
 
 The algorithm is written once, in `run`, with each step a field of `Steps` whose default is
 the correct step. `deliver` runs the defaults; each entry of the catalogue of flawed
@@ -29,9 +35,15 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from maildircheck.impl.naming import NameParts, unique_name
+from maildircheck.impl.naming import (
+    NameParts,
+    folder_name_ok,
+    size_of,
+    unique_name,
+    with_size,
+)
 from maildircheck.model.outcome import (
     Delivered,
     DeliveryRequest,
@@ -97,6 +109,44 @@ def check_maildir(request: DeliveryRequest) -> SyscallGen[Outcome | None]:
     return None
 
 
+def prepare_folder(request: DeliveryRequest) -> SyscallGen[DeliveryRequest | Outcome]:
+    """D4: the request to deliver with - for a Maildir++ folder, one whose maildir is
+    MAILDIR/.NAME - or the failure to report.
+
+    With `create_dirs` the main maildir is made first, then the folder with its tmp/ new/
+    cur/ and the empty `maildirfolder` file that marks it as a folder. With
+    `folder_fallback` a folder that does not exist, or a name that cannot be a folder,
+    means MAILDIR itself."""
+    if not request.folder:
+        return request
+    main = replace(request, folder="")
+    if not folder_name_ok(request.folder):
+        if request.folder_fallback:
+            return main
+        return PermanentFailure(f"refusing folder name {request.folder!r}")
+    path = f"{request.maildir.rstrip('/')}/.{request.folder}"
+    inner = replace(main, maildir=path)
+    if request.create_dirs:
+        for target in (main, inner):
+            refused = yield from check_maildir(target)
+            if refused is not None:
+                return refused
+        marker = f"{path}/maildirfolder"
+        try:
+            fd = yield from call(Open(marker, OpenFlag.WRONLY | OpenFlag.CREAT | OpenFlag.NOFOLLOW))
+            yield from finishing(Close(fd))
+        except OSError as err:
+            return TemporaryFailure(f"create {marker}: {describe(err)}")
+        return replace(inner, create_dirs=False)
+    if request.folder_fallback:
+        try:
+            yield from call(Lstat(path))
+        except OSError as err:
+            if err.errno == errno.ENOENT:
+                return main
+    return inner
+
+
 def fresh_name(counter: int) -> SyscallGen[str]:
     """A2: a name nobody else can be using, from clock, pid, counter, random and host."""
     now = yield from call(GetTime())
@@ -148,11 +198,43 @@ def envelope_sender(line: bytes) -> str | None:
     """D1: the sender of a From_ line (`From sender  date`, without its newline), None when
     it cannot be read off; Postfix writes MAILER-DAEMON for the null sender, which is ""."""
     rest = line[len(FROM_) :].lstrip(b" ")
-    token, space, _ = rest.partition(b" ")
-    if not token or not space:
+    start = 0
+    if rest.startswith(b'"'):  # a quoted local part may hold spaces: "a b"@example.org
+        start = rest.find(b'"', 1) + 1
+        if start == 0:
+            return None
+    end = rest.find(b" ", start)
+    token = rest[:end]
+    if end <= 0 or any(byte < 0x20 or byte == 0x7F for byte in token):
         return None
     sender = token.decode("utf-8", "surrogateescape")
     return "" if sender == "MAILER-DAEMON" else sender
+
+
+def envelope_problem(request: DeliveryRequest) -> str | None:
+    """D2/D6: why the envelope values asked for cannot go into a header (a line break or
+    NUL would end the header early or forge another), None when they can."""
+    asked = (
+        ("SENDER", request.sender if request.return_path else None),
+        ("the Delivered-To address", request.delivered_to),
+    )
+    for label, value in asked:
+        if value is not None and any(ch in value for ch in "\r\n\0"):
+            return f"{label} contains a line break or NUL: {value!r}"
+    return None
+
+
+def envelope_headers(request: DeliveryRequest, from_line_sender: str | None) -> bytes:
+    """D2: the header lines to prepend: `Return-Path: <sender>` (SENDER, else the sender of
+    the removed From_ line; none when neither is known) and `Delivered-To: <recipient>`."""
+    lines = []
+    if request.return_path:
+        sender = request.sender if request.sender is not None else from_line_sender
+        if sender is not None:
+            lines.append(f"Return-Path: <{sender}>\n")
+    if request.delivered_to:
+        lines.append(f"Delivered-To: {request.delivered_to}\n")
+    return "".join(lines).encode("utf-8", "surrogateescape")
 
 
 def read_head(request: DeliveryRequest) -> SyscallGen[Head]:
@@ -212,7 +294,9 @@ def link_into_new(request: DeliveryRequest, tmp: str, name: str) -> SyscallGen[s
     root = request.maildir.rstrip("/")
     for attempt in range(request.max_name_attempts):
         if attempt:
+            size = size_of(name)  # D5: a fresh name keeps the size
             name = yield from fresh_name(attempt)
+            name = name if size is None else with_size(name, size)
         dst = f"{root}/new/{name}"
         try:
             yield from call(Link(tmp, dst))
@@ -301,12 +385,19 @@ class Steps:
 
 
 def run(request: DeliveryRequest, steps: Steps) -> SyscallGen[Outcome]:
-    """The delivery algorithm with `steps` in place of its steps (A1-A13 above)."""
-    root = request.maildir.rstrip("/")
+    """The delivery algorithm with `steps` in place of its steps (A1-A13, D1-D6 above)."""
+    problem = envelope_problem(request)  # D2
+    if problem is not None:
+        return PermanentFailure(problem, "data")
     tmp = ""
     fd = -1
     stage = "check"
     try:
+        prepared = yield from prepare_folder(request)  # D4
+        if not isinstance(prepared, DeliveryRequest):
+            return prepared
+        request = prepared
+        root = request.maildir.rstrip("/")
         refused = yield from check_maildir(request)  # A1
         if refused is not None:
             return refused
@@ -328,7 +419,13 @@ def run(request: DeliveryRequest, steps: Steps) -> SyscallGen[Outcome]:
             return TemporaryFailure("no free name in tmp/")
         stage = "write"
         head = yield from read_head(request)  # A4, D1
-        yield from steps.copy(fd, head.data)  # A4
+        if request.refuse_empty and not head.data:  # D6
+            yield from _abandon(fd, tmp)
+            return PermanentFailure("empty message", "data")
+        headers = envelope_headers(request, head.sender)  # D2
+        if headers:
+            yield from write_all(fd, headers)
+        size = len(headers) + (yield from steps.copy(fd, head.data))  # A4
         stage = "fsync"
         if steps.sync is not None:
             yield from steps.sync(fd)  # A5
@@ -339,7 +436,8 @@ def run(request: DeliveryRequest, steps: Steps) -> SyscallGen[Outcome]:
         if now.seconds > deadline:
             raise Interrupted("24-hour delivery timer expired")
         stage = "link"
-        final = yield from steps.place(request, tmp, name)  # A8-A9
+        placed = with_size(name, size) if request.size_in_name else name  # D5
+        final = yield from steps.place(request, tmp, placed)  # A8-A9
         if steps.place_consumes_tmp:
             tmp = ""
         stage = "fsync new/"

@@ -1,4 +1,5 @@
-"""Maildir unique names: building, escaping the host, and parsing them back.
+"""Maildir names: unique message names (building, escaping the host, parsing them back, the
+`,S=<size>` field) and Maildir++ folder names.
 
 Pure functions only (CrossHair checks their contracts, tests/test_crosshair.py).
 Format, after cr.yp.to/proto/maildir.html (spec N1 in specs/requirements.md):
@@ -98,3 +99,28 @@ def base_name(name: str) -> str:
     post: name.startswith(__return__)
     """
     return name.split(":", 1)[0]
+
+
+_SIZE = re.compile(r",S=(\d+)$")
+
+
+def with_size(name: str, size: int) -> str:
+    """D5: `name` with the size of its file appended as `,S=<size>` (Courier, Dovecot)."""
+    return f"{name},S={size}"
+
+
+def size_of(name: str) -> int | None:
+    """The `,S=<size>` of a name in new/ (no info suffix), None when it has none."""
+    m = _SIZE.search(name)
+    return int(m.group(1)) if m is not None else None
+
+
+def folder_name_ok(name: str) -> bool:
+    """D4: can `name` be a Maildir++ folder, MAILDIR/.name/?
+
+    The folder is one directory entry below MAILDIR whose name starts with "."; "." also
+    separates the levels of a nested folder ("a.b"), so no level may be empty (which also
+    rules out ".." and "../x"), and "/" and control characters are never allowed."""
+    if not name or "/" in name or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
+        return False
+    return all(name.split("."))

@@ -104,8 +104,7 @@ def assert_one_line(err: str | bytes) -> None:
     assert text.endswith("\n") and text.count("\n") == 1, text
 
 
-MESSAGES = {
-    "empty": b"",
+MESSAGES = {  # the empty message is refused by default: tests/test_bad_input.py (D6)
     "no-final-newline": b"Subject: x\n\nbody without newline",
     "nul": b"a\x00b\x00\x00c\n",
     "eight-bit": bytes(range(256)),
@@ -140,6 +139,7 @@ def test_delivers_exact_bytes_into_new(
     assert parts is not None
     assert parts.pid == os.getpid()
     assert abs(parts.seconds - time.time()) < 600
+    assert parts.size == len(data) == st.st_size  # D5: ,S=<size of the file as written>
 
 
 def test_two_deliveries_get_two_names(
@@ -269,9 +269,11 @@ def test_without_create_a_missing_maildir_stays_missing(
 @pytest.mark.parametrize(
     ("argv", "code"),
     [
-        ([], 100),
-        (["--exit-codes", "sysexits"], 64),
-        (["--exit-codes=sysexits"], 64),
+        (["--folder", "../x", "m"], 100),
+        (["--exit-codes", "sysexits", "--folder", "a/b", "m"], 64),
+        (["--exit-codes=sysexits", "--folder", "", "m"], 64),
+        (["--folder", "a", "--extension-folder", "m"], 100),
+        (["--exit-codes=sysexits", "--return-path=x", "m"], 64),
         (["--exit-codes", "smtp", "x"], 100),
         (["--bogus", "x"], 100),
         (["--exit-codes", "sysexits", "a", "b"], 64),
@@ -325,14 +327,18 @@ class SignallingStdin:
 
 
 class TimerProbe:
-    """An empty message whose read records how long the real-time timer has left."""
+    """A one-line message whose first read records how long the real-time timer has left."""
 
     def __init__(self) -> None:
         self.timer_left = 0.0
+        self.reads = 0
 
     def read1(self, size: int = -1) -> bytes:
+        self.reads += 1
+        if self.reads > 1:
+            return b""
         self.timer_left = signal.getitimer(signal.ITIMER_REAL)[0]
-        return b""
+        return b"m\n"
 
 
 @pytest.mark.parametrize(
