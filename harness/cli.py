@@ -6,10 +6,11 @@ the human reports are `maildircheck.harness.report`'s, the check is
 
     maildircheck verify --strategy NAME|path/to/file.py:function --env PROFILE
                         [--faults LIST] [--max-examples N] [--seed S] [--quality]
-                        [--strict-lifecycle] [--workers N] [--json]
+                        [--strict-lifecycle] [--workers N] [--json] [--[no-]progress]
     maildircheck list [--json]
     maildircheck matrix [--strategies A,B] [--envs X,Y] [--max-examples N] [--seed S]
-                        [--format md|json|html] [--output FILE]
+                        [--workers N] [--format md|json|html] [--output FILE]
+                        [--[no-]progress]
     maildircheck trace [--env PROFILE]... [--inject CALL:ERRNO[:N]]... [--json] -- COMMAND...
     maildircheck demo
 
@@ -98,6 +99,16 @@ def _faults(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
+def _progress_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress on stderr (default: a live bar when stderr is a terminal, else "
+        "none; --progress off a terminal: a line per finished cell or search)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
@@ -167,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--json", action="store_true", help="print the verdict as JSON on stdout, nothing else"
     )
+    _progress_flag(check)
 
     listing = commands.add_parser(
         "list",
@@ -191,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     matrix.add_argument("--workers", type=_positive_int, default=1, metavar="N")
     matrix.add_argument("--format", choices=("md", "json", "html"), default="md")
     matrix.add_argument("--output", metavar="FILE", help="write here instead of stdout")
+    _progress_flag(matrix)
 
     trace_cli.add_parser(commands)
 
@@ -249,7 +262,9 @@ def _run_verify(
     quality: bool,
     strict_lifecycle: bool,
     workers: int = 1,
+    progress: bool | None = False,
 ) -> Verdict:
+    from maildircheck.harness.progress import for_stderr
     from maildircheck.harness.verify import verify
 
     if workers > 1:
@@ -264,6 +279,7 @@ def _run_verify(
             seed_value=seed,
             quality=quality,
             strict_lifecycle=strict_lifecycle,
+            progress=for_stderr(progress),
         )
     return verify(
         strategy,
@@ -273,6 +289,7 @@ def _run_verify(
         seed_value=seed,
         quality=quality,
         strict_lifecycle=strict_lifecycle,
+        progress=for_stderr(progress),
     )
 
 
@@ -293,6 +310,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         args.quality,
         args.strict_lifecycle,
         args.workers,
+        args.progress,
     )
     if args.json:
         with contextlib.redirect_stdout(sys.stderr):  # a chatty strategy must not corrupt it
@@ -319,6 +337,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_matrix(args: argparse.Namespace) -> int:
     from maildircheck.harness.matrix import run_matrix
+    from maildircheck.harness.progress import for_stderr
 
     strategies = args.strategies or list(CATALOGUE)
     envs = args.envs or [*PROFILES, *NFS_ENVS]
@@ -335,7 +354,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         envs,
         max_examples=args.max_examples,
         seed_value=args.seed,
-        progress=lambda s, e: print(f"checking {s} on {e}", file=sys.stderr),
+        progress=for_stderr(args.progress),
         workers=args.workers,
     )
     if args.format == "json":

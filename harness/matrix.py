@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import html
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
 from maildircheck.harness.parallel import one_check
+from maildircheck.harness.progress import Progress
 from maildircheck.harness.svg import render_svg
 from maildircheck.harness.verify import Verdict
 from maildircheck.model.faults import DEFAULT_FAULTS
@@ -52,12 +53,7 @@ class Matrix:
         return f"{strategy}--{env}"
 
     def cell_text(self, strategy: str, env: str) -> str:
-        v = self.cells[(strategy, env)]
-        if v.violation is not None:
-            return f"{v.violation.prop} violated"
-        if v.environment is not None:
-            return "holds (environment cannot)"
-        return "holds"
+        return result_text(self.cells[(strategy, env)])
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -154,30 +150,52 @@ class Matrix:
         )
 
 
+def result_text(v: Verdict) -> str:
+    """A cell's verdict in a few words."""
+    if v.violation is not None:
+        return f"{v.violation.prop} violated"
+    if v.environment is not None:
+        return "holds (environment cannot)"
+    return "holds"
+
+
 def run_matrix(
     strategies: Iterable[str],
     envs: Iterable[str] | None = None,
     *,
     max_examples: int = 200,
     seed_value: int = 1,
-    progress: Callable[[str, str], None] | None = None,
+    progress: Progress | None = None,
     workers: int = 1,
 ) -> Matrix:
     """Run every strategy under every environment (all local profiles and NFS ones);
-    with `workers` > 1 the cells are spread over that many processes (same results)."""
+    with `workers` > 1 the cells are spread over that many processes (same results).
+    `progress` hears of each cell as it starts and finishes (harness/progress.py)."""
     strategy_list = list(strategies)
     env_list = list(envs) if envs is not None else [*PROFILES, *NFS_ENVS]
     pairs = [(s, e) for s in strategy_list for e in env_list]
     jobs = [(s, e, faults_for(e), max_examples, seed_value, False, False) for s, e in pairs]
+    report = progress or Progress()
+    report.start("matrix", len(jobs), "cells")
     started = time.perf_counter()
-    if workers > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            verdicts = list(pool.map(one_check, jobs))
-    else:
-        verdicts = []
-        for job in jobs:
-            if progress is not None:
-                progress(job[0], job[1])
-            verdicts.append(one_check(job))
-    cells = dict(zip(pairs, verdicts, strict=True))
-    return Matrix(strategy_list, env_list, cells, time.perf_counter() - started)
+    cells: dict[tuple[str, str], Verdict] = {}
+    try:
+        if workers > 1:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                running = {pool.submit(one_check, job): (job[0], job[1]) for job in jobs}
+                report.now(f"{len(jobs)} cells on {workers} processes")
+                for future in as_completed(running):
+                    s, e = running[future]
+                    cells[(s, e)] = future.result()
+                    report.advance(f"{s} on {e}", result_text(cells[(s, e)]))
+        else:
+            for job in jobs:
+                s, e = job[0], job[1]
+                report.now(f"{s} on {e}")
+                cells[(s, e)] = one_check(job)
+                report.advance(f"{s} on {e}", result_text(cells[(s, e)]))
+    finally:
+        broken = sum(1 for v in cells.values() if v.violation is not None)
+        report.stop(f"{len(cells)} cells, {broken} with a violation")
+    ordered = {pair: cells[pair] for pair in pairs}
+    return Matrix(strategy_list, env_list, ordered, time.perf_counter() - started)

@@ -18,7 +18,14 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, Verbosity, seed, settings
 from hypothesis.stateful import get_state_machine_test
 
-from maildircheck.harness.machine import Config, PropertyViolated, RunLog, machine_for
+from maildircheck.harness.machine import (
+    Config,
+    DeliveryMachine,
+    PropertyViolated,
+    RunLog,
+    machine_for,
+)
+from maildircheck.harness.progress import Progress
 from maildircheck.harness.timeline import Timeline
 from maildircheck.impl.strategies import resolve
 from maildircheck.model.faults import DEFAULT_FAULTS, FAULTS, NFS_ONLY
@@ -147,6 +154,24 @@ def _same_search_everywhere() -> Iterator[None]:
         cache.clear()
 
 
+def _counted(
+    machine: type[DeliveryMachine], log: RunLog, progress: Progress
+) -> type[DeliveryMachine]:
+    """`machine`, telling `progress` how many examples the search has started, or that it
+    found a violation and is shrinking it. The rules and draws are the inherited ones, so
+    the search is the same."""
+
+    def __init__(self: DeliveryMachine) -> None:
+        machine.__init__(self)
+        found, at = log.violation, log.examples_to_find
+        if found is None or at is None:
+            progress.count(log.examples, "searching")
+        else:  # the runs from here on shrink; the count stays where the search stopped
+            progress.count(at, f"shrinking the {found.prop} counterexample found at example {at}")
+
+    return type("Counted", (machine,), {"__init__": __init__})
+
+
 def verify(
     strategy: str | Strategy,
     env: str,
@@ -158,13 +183,15 @@ def verify(
     strict_lifecycle: bool = False,
     steps: int = 12,
     judge_environment: bool = True,
+    progress: Progress | None = None,
 ) -> Verdict:
     """Search for a violation of P1-P5 (and P6 with `quality`) within the budget.
 
     Where no strategy can keep the durability promise (an NFS async export, R2) and the
     threat model has the crash that breaks it, the verdict on the environment is shown
     with the correct strategy's counterexample (`Verdict.environment`), and the strategy
-    is checked without that crash. `judge_environment=False` turns this off."""
+    is checked without that crash. `judge_environment=False` turns this off. `progress`
+    hears how many examples have run (harness/progress.py)."""
     func = resolve(strategy) if isinstance(strategy, str) else strategy
     name = strategy if isinstance(strategy, str) else getattr(func, "__name__", "strategy")
     checked = SAFETY + (("P6",) if quality else ()) + (("L1",) if strict_lifecycle else ())
@@ -191,8 +218,11 @@ def verify(
         faults = tuple(f for f in faults if f not in crashes)
     config = Config(func, env, faults, frozenset(checked), strict_lifecycle)
     log = RunLog()
+    machine = machine_for(config, log)
+    if progress is not None:
+        machine = _counted(machine, log, progress)
     test = get_state_machine_test(
-        machine_for(config, log),
+        machine,
         settings=settings(
             max_examples=max_examples,
             stateful_step_count=steps,
@@ -209,11 +239,17 @@ def verify(
     if seed_value is not None:
         test = seed(seed_value)(test)
     started = time.perf_counter()
+    if progress is not None:
+        progress.start(f"{name} on {env}", max_examples, "examples")
     try:
         with _same_search_everywhere():
             test()
     except PropertyViolated:
         pass
+    finally:
+        if progress is not None:
+            found = f"{log.violation.prop} violated" if log.violation else "no violation"
+            progress.stop(f"{found} ({log.examples} examples)")
     return Verdict(
         name,
         env,
