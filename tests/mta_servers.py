@@ -17,7 +17,7 @@ which the auth process reads as the `dovecot` user), because pytest's temp dirs 
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
+import importlib.util
 import os
 import pwd
 import re
@@ -179,17 +179,18 @@ def read_pid(path: Path) -> int | None:
 
 # --- the delivery agent, as the recipient can run it ---------------------------------------
 
-LAUNCHER = """#!{python} -IS
-# maildir-deliver for a recipient who cannot reach the test venv's interpreter: the
-# package installed in {site_packages}, run by {python}. Written by tests/mta_servers.py.
-import site
+LAUNCHER = """#!{python} -ISB
+# maildir-deliver for a recipient who cannot run the test venv's interpreter, written by
+# tests/mta_servers.py: the packages maildircheck.impl and maildircheck.model copied from
+# the tested tree into {lib}, run by {python}.
 import sys
 
-site.addsitedir({site_packages!r})
+sys.path.insert(0, {lib!r})
 from maildircheck.impl.cli import main
 
 sys.exit(main())
 """
+LAUNCHER_PACKAGES = ("maildircheck.impl", "maildircheck.model")  # what maildir-deliver imports
 
 
 def _works_for(account: Account, argv: Sequence[str]) -> str | None:
@@ -204,13 +205,26 @@ def _works_for(account: Account, argv: Sequence[str]) -> str | None:
     return f"{argv[0]} exits {done.returncode}: {last}"
 
 
-def delivery_command(account: Account, bin_dir: Path) -> tuple[list[str], str]:
+def _copy_packages(lib: Path) -> None:
+    """Copy LAUNCHER_PACKAGES' sources into `lib`, readable by everyone."""
+    for name in LAUNCHER_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        assert spec is not None and spec.submodule_search_locations, name
+        source = Path(next(iter(spec.submodule_search_locations)))
+        target = lib.joinpath(*name.split("."))
+        shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+    for path in [lib, *lib.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+def delivery_command(account: Account, shared: Path) -> tuple[list[str], str]:
     """How `account` runs maildir-deliver, and a sentence saying which way was taken.
 
-    First choice: the console script next to the interpreter running the tests. When its
-    interpreter is out of the account's reach (a pyenv under /root, mode 0700), a launcher
-    in `bin_dir` runs the same installed package with an interpreter of the same version
-    the account can run. Skips, with both reasons, when neither works.
+    First choice: the console script next to the interpreter running the tests. When that
+    is out of the account's reach (here: the venv's python links into a pyenv under /root,
+    mode 0700; a clone in a private directory would do the same), a launcher in `shared`
+    runs the same code - the packages copied there - with an interpreter the account can
+    run, no older than the one running the tests. Skips, saying why, when neither works.
     """
     script = Path(sys.executable).with_name("maildir-deliver")
     if not script.exists():
@@ -218,28 +232,31 @@ def delivery_command(account: Account, bin_dir: Path) -> tuple[list[str], str]:
     why_not = _works_for(account, [str(script)])
     if why_not is None:
         return [str(script)], f"the console script {script}"
-    version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    site_packages = str(importlib.metadata.distribution("maildircheck").locate_file(""))
     tried = [why_not]
+    version = sys.version_info[:2]
+    dotted = ".".join(map(str, version))
+    probe = f"import sys; sys.exit(sys.version_info[:2] < {version})"
     for python in dict.fromkeys(
-        [os.path.realpath(sys.executable), f"/usr/bin/python{version}", "/usr/bin/python3"]
+        [os.path.realpath(sys.executable), f"/usr/bin/python{dotted}", "/usr/bin/python3"]
     ):
         try:
-            probe = run_as(account, [python, "-IS", "-c", "import sys; print(sys.version)"])
-            usable = probe.returncode == 0 and probe.stdout.decode().startswith(version + ".")
+            usable = run_as(account, [python, "-IS", "-c", probe]).returncode == 0
         except OSError:
             usable = False
         if not usable:
-            tried.append(f"{python} is not a Python {version} that {account.name} can run")
+            tried.append(f"{python}: not a Python >= {dotted} that {account.name} can run")
             continue
-        launcher = bin_dir / "maildir-deliver"
-        launcher.write_text(LAUNCHER.format(python=python, site_packages=site_packages))
+        lib = shared / "lib"
+        if not lib.exists():
+            _copy_packages(lib)
+        launcher = shared / "maildir-deliver"
+        launcher.write_text(LAUNCHER.format(python=python, lib=str(lib)), encoding="utf-8")
         launcher.chmod(0o755)
         why_not = _works_for(account, [str(launcher)])
         if why_not is None:
             return [str(launcher)], (
-                f"a launcher running the package in {site_packages} with {python}, because "
-                f"{account.name} cannot run the console script ({tried[0]})"
+                f"{launcher}, which runs the tested code copied to {lib} with {python}, "
+                f"because {account.name} cannot run the console script ({tried[0]})"
             )
         tried.append(why_not)
     pytest.skip(f"{account.name} cannot run maildir-deliver: " + "; ".join(tried))
@@ -550,9 +567,7 @@ def mail_system(tmp_path: Path, imap: bool) -> Iterator[MailSystem]:
         home.mkdir()
         os.chown(home, account.uid, account.gid)
         home.chmod(0o700)
-        bin_dir = shared / "bin"
-        bin_dir.mkdir()
-        deliver, how = delivery_command(account, bin_dir)
+        deliver, how = delivery_command(account, shared)
         maildir = home / "Maildir"
         command = [*deliver, "--exit-codes", "sysexits", "--create", str(maildir)]
         postfix = Postfix.configure(tmp_path / "postfix", shared, command, programs)
