@@ -1,15 +1,20 @@
 """The OS driver and `maildir-deliver` on pyfakefs: faults a real directory cannot give.
 
 Owns the checks that need a file system we control: a disk that fills up in the middle of
-the message, permission errors for a non-root user, a missing maildir, and a plain
-successful delivery, all through the real `os` calls of impl/drivers.py.
+the message, a quota exceeded in the middle of it (EDQUOT, which pyfakefs cannot raise by
+itself, so the reply to one write is replaced), permission errors for a non-root user, a
+missing maildir, and a plain successful delivery, all through the real `os` calls of
+impl/drivers.py.
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import sys
+from collections.abc import Generator
+from typing import Any
 
 import pytest
 from pyfakefs.fake_filesystem import FakeFilesystem
@@ -24,6 +29,7 @@ from maildircheck.model.outcome import (
     Outcome,
     TemporaryFailure,
 )
+from maildircheck.model.syscalls import Syscall, Write
 
 ROOT = "/home/user/Maildir"
 # Patcher(additional_skip_names, modules_to_reload, modules_to_patch, allow_root_user)
@@ -187,3 +193,50 @@ def test_root_ignores_the_permission_bits(maildir: str) -> None:
     os.chmod(f"{ROOT}/tmp", 0o500)
     os.chmod(f"{ROOT}/new", 0o500)
     assert isinstance(run(maildir, b"m"), Delivered)
+
+
+def failing_write(
+    gen: Generator[Syscall[Any], object, Outcome], nth: int, code: int
+) -> Generator[Syscall[Any], object, Outcome]:
+    """Pass `gen` to the driver, but answer its nth Write with OSError(code), unperformed."""
+    seen = 0
+    request = next(gen)
+    while True:
+        reply: object
+        if isinstance(request, Write) and (seen := seen + 1) == nth:
+            reply = OSError(code, os.strerror(code))
+        else:
+            reply = yield request
+        try:
+            request = gen.send(reply)
+        except StopIteration as done:
+            result: Outcome = done.value
+            return result
+
+
+@pytest.mark.parametrize(("argv", "code"), [([], 111), (["--exit-codes", "sysexits"], 75)])
+def test_quota_exceeded_in_the_middle_of_the_message(
+    maildir: str,
+    fs: FakeFilesystem,
+    argv: list[str],
+    code: int,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # EDQUOT on the OS driver and through the CLI (D3): the first chunk is on disk when the quota is
+    # hit; the outcome is temporary, and nothing of the message is left anywhere.
+    data = os.urandom(3 * CHUNK)
+    gen = failing_write(deliver(DeliveryRequest(maildir)), 2, errno.EDQUOT)
+    outcome = run_on_os(gen, io.BytesIO(data))
+    assert isinstance(outcome, TemporaryFailure)
+    assert outcome.reason.startswith("write: EDQUOT")
+    assert listing("tmp") == listing("new") == []
+    monkeypatch.setattr(
+        cli, "deliver", lambda request: failing_write(deliver(request), 2, errno.EDQUOT)
+    )
+    got, out, err = run_main(monkeypatch, capsys, [*argv, maildir], data)
+    assert (got, out) == (code, "")
+    assert err.startswith("maildir-deliver: temporary failure: write: EDQUOT")
+    assert err.count("\n") == 1
+    assert listing("tmp") == listing("new") == []
+    assert fs.get_disk_usage()[1] == 0
