@@ -115,8 +115,9 @@ def prepare_folder(request: DeliveryRequest) -> SyscallGen[DeliveryRequest | Out
 
     With `create_dirs` the main maildir is made first, then the folder with its tmp/ new/
     cur/ and the empty `maildirfolder` file that marks it as a folder. With
-    `folder_fallback` a folder that does not exist, or a name that cannot be a folder,
-    means MAILDIR itself."""
+    `folder_fallback` (a name the mail's sender chose, such as an address extension) the
+    folder is used only if it exists and is never created; a folder that does not exist,
+    or a name that cannot be a folder, means MAILDIR itself."""
     if not request.folder:
         return request
     main = replace(request, folder="")
@@ -126,6 +127,13 @@ def prepare_folder(request: DeliveryRequest) -> SyscallGen[DeliveryRequest | Out
         return PermanentFailure(f"refusing folder name {request.folder!r}")
     path = f"{request.maildir.rstrip('/')}/.{request.folder}"
     inner = replace(main, maildir=path)
+    if request.folder_fallback:
+        try:
+            yield from call(Lstat(path))
+        except OSError as err:
+            if err.errno == errno.ENOENT:
+                return main
+        return replace(inner, create_dirs=False)
     if request.create_dirs:
         for target in (main, inner):
             refused = yield from check_maildir(target)
@@ -138,12 +146,6 @@ def prepare_folder(request: DeliveryRequest) -> SyscallGen[DeliveryRequest | Out
         except OSError as err:
             return TemporaryFailure(f"create {marker}: {describe(err)}")
         return replace(inner, create_dirs=False)
-    if request.folder_fallback:
-        try:
-            yield from call(Lstat(path))
-        except OSError as err:
-            if err.errno == errno.ENOENT:
-                return main
     return inner
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -25,8 +26,14 @@ import pytest
 from maildircheck.impl import cli
 from maildircheck.impl.deliver import CHUNK, deliver, envelope_sender
 from maildircheck.impl.drivers import StopFlag, os_flags, perform_on_os, run_on_os
-from maildircheck.impl.naming import parse_name
-from maildircheck.model.outcome import Delivered, DeliveryRequest, Outcome, TemporaryFailure
+from maildircheck.impl.naming import folder_name_ok, parse_name, size_of, with_size
+from maildircheck.model.outcome import (
+    Delivered,
+    DeliveryRequest,
+    Outcome,
+    PermanentFailure,
+    TemporaryFailure,
+)
 from maildircheck.model.syscalls import (
     Close,
     Fdatasync,
@@ -763,3 +770,348 @@ def test_the_algorithm_keeps_a_from_line_by_default(maildir: Path) -> None:
 )
 def test_envelope_sender_of_a_from_line(line: bytes, sender: str | None) -> None:
     assert envelope_sender(line) == sender
+
+
+# ---------------------------------------------------------------- D2: envelope headers
+
+ENVELOPE_VARS = ("SENDER", "RECIPIENT", "ORIGINAL_RECIPIENT", "EXTENSION")
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for var in ENVELOPE_VARS:
+        monkeypatch.delenv(var, raising=False)
+    return monkeypatch
+
+
+@pytest.mark.parametrize(
+    ("env", "stdin", "headers"),
+    [
+        (
+            {"SENDER": "alice@example.org", "RECIPIENT": "bob@example.net"},
+            BODY,
+            b"Return-Path: <alice@example.org>\nDelivered-To: bob@example.net\n",
+        ),
+        ({"SENDER": "", "RECIPIENT": "b@x"}, BODY, b"Return-Path: <>\nDelivered-To: b@x\n"),
+        (  # SENDER unset: the From_ line's sender; ORIGINAL_RECIPIENT when RECIPIENT is unset
+            {"ORIGINAL_RECIPIENT": "orig@x"},
+            ENVELOPE + BODY,
+            b"Return-Path: <alice@example.org>\nDelivered-To: orig@x\n",
+        ),
+        (
+            {},
+            b"From MAILER-DAEMON  Thu Jan  4 10:00:00 2024\n" + BODY,
+            b"Return-Path: <>\n",
+        ),
+        (
+            {"RECIPIENT": "r@x", "ORIGINAL_RECIPIENT": "o@x"},
+            b'From "a b"@example.org  Thu Jan  4 10:00:00 2024\n' + BODY,
+            b'Return-Path: <"a b"@example.org>\nDelivered-To: r@x\n',
+        ),
+        ({}, BODY, b""),  # nothing known: no header rather than an invented one
+    ],
+)
+def test_return_path_and_delivered_to_come_from_the_envelope(
+    maildir: Path,
+    env: dict[str, str],
+    stdin: bytes,
+    headers: bytes,
+    clean_env: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for var, value in env.items():
+        clean_env.setenv(var, value)
+    argv = ["--return-path", "--delivered-to", str(maildir)]
+    code, out, err = run_main(clean_env, capsys, argv, stdin)
+    assert (code, err) == (0, "")
+    assert (maildir / "new" / out.strip()).read_bytes() == headers + BODY
+
+
+def test_without_the_options_no_header_is_added(
+    maildir: Path, clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clean_env.setenv("SENDER", "alice@example.org")
+    clean_env.setenv("RECIPIENT", "bob@example.net")
+    code, out, _ = run_main(clean_env, capsys, [str(maildir)], ENVELOPE + BODY)
+    assert code == 0
+    assert (maildir / "new" / out.strip()).read_bytes() == BODY
+
+
+# ---------------------------------------------------------------- D4: Maildir++ folders
+
+
+def test_folder_delivers_into_the_dot_folder(
+    maildir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for sub in ("", "tmp", "new", "cur"):
+        (maildir / ".Lists.python" / sub).mkdir()
+    code, out, err = run_main(monkeypatch, capsys, ["--folder", "Lists.python", str(maildir)], BODY)
+    assert (code, err) == (0, "")
+    folder = maildir / ".Lists.python"
+    assert entries(folder, "new") == [out.strip()]
+    assert (folder / "new" / out.strip()).read_bytes() == BODY
+    assert entries(folder, "tmp") == entries(maildir, "new") == entries(maildir, "tmp") == []
+    assert not (folder / "maildirfolder").exists()  # only --create makes the marker
+
+
+def test_create_makes_the_maildir_and_the_folder_with_its_marker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "Maildir"
+    argv = ["--create", "--folder", "Sent", str(root)]
+    code, out, err = run_main(monkeypatch, capsys, argv, BODY)
+    assert (code, err) == (0, "")
+    folder = root / ".Sent"
+    for where in (root, folder):
+        assert entries(where, "cur") == entries(where, "tmp") == []
+        assert stat.S_IMODE(where.stat().st_mode) & 0o077 == 0
+    assert entries(folder, "new") == [out.strip()]
+    marker = folder / "maildirfolder"
+    assert marker.is_file() and marker.stat().st_size == 0
+    assert not (root / "maildirfolder").exists()
+    code, out, _ = run_main(monkeypatch, capsys, argv, BODY)  # again: all already there
+    assert code == 0 and len(entries(folder, "new")) == 2
+
+
+@pytest.mark.parametrize(("flags", "temporary", "permanent"), CONVENTIONS)
+def test_a_missing_folder_without_create_is_temporary(
+    maildir: Path,
+    flags: list[str],
+    temporary: int,
+    permanent: int,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = [*flags, "--folder", "Nowhere", str(maildir)]
+    code, out, err = run_main(monkeypatch, capsys, argv, BODY)
+    assert (code, out) == (temporary, "")
+    assert_one_line(err)
+    assert "ENOENT" in err
+    assert not (maildir / ".Nowhere").exists()
+    assert entries(maildir, "new") == []
+
+
+@pytest.mark.parametrize(
+    ("extension", "into"),
+    [
+        ("lists", ".lists"),  # the folder exists
+        ("missing", ""),  # no such folder: MAILDIR, and none is created
+        ("..", ""),  # cannot be a folder name: MAILDIR
+        ("../../etc", ""),
+        (".lists", ""),
+        ("", ""),  # set but empty
+        (None, ""),  # not set
+    ],
+)
+def test_extension_folder_only_when_it_exists(
+    maildir: Path,
+    extension: str | None,
+    into: str,
+    clean_env: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for sub in ("", "tmp", "new", "cur"):
+        (maildir / ".lists" / sub).mkdir()
+    if extension is not None:
+        clean_env.setenv("EXTENSION", extension)
+    argv = ["--create", "--extension-folder", str(maildir)]
+    code, out, err = run_main(clean_env, capsys, argv, BODY)
+    assert (code, err) == (0, "")
+    target = maildir / into if into else maildir
+    assert entries(target, "new") == [out.strip()]
+    other = maildir if into else maildir / ".lists"
+    assert entries(other, "new") == []
+    assert sorted(p.name for p in maildir.iterdir()) == [".lists", "cur", "new", "tmp"]
+
+
+@pytest.mark.parametrize(
+    ("name", "ok"),
+    [
+        ("Sent", True),
+        ("Lists.python", True),
+        ("Entw&APw-rfe", True),
+        ("", False),
+        (".", False),
+        ("..", False),
+        (".x", False),
+        ("x.", False),
+        ("a..b", False),
+        ("a/b", False),
+        ("../x", False),
+        ("a\nb", False),
+        ("a\x7fb", False),
+    ],
+)
+def test_folder_names(name: str, ok: bool) -> None:
+    assert folder_name_ok(name) is ok
+
+
+# ---------------------------------------------------------------- D5: the size in the name
+
+
+def test_no_size_leaves_the_size_out(
+    maildir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run_main(monkeypatch, capsys, ["--no-size", str(maildir)], BODY)
+    assert code == 0
+    assert ",S=" not in out
+    parts = parse_name(out.strip())
+    assert parts is not None and parts.size is None
+
+
+def test_the_size_counts_the_headers_and_not_the_from_line(
+    maildir: Path, clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clean_env.setenv("RECIPIENT", "b@x")
+    argv = ["--delivered-to", str(maildir)]
+    code, out, _ = run_main(clean_env, capsys, argv, ENVELOPE + BODY)
+    assert code == 0
+    name = out.strip()
+    size = len(b"Delivered-To: b@x\n" + BODY)
+    assert name.endswith(f",S={size}")
+    assert size_of(name) == (maildir / "new" / name).stat().st_size
+
+
+def _answer_first_link_eexist(
+    gen: Generator[Syscall[Any], object, Outcome],
+) -> Generator[Syscall[Any], object, Outcome]:
+    """Pass `gen` through, answering its first Link with EEXIST without performing it."""
+    linked = False
+    request = next(gen)
+    while True:
+        reply: object
+        if isinstance(request, Link) and not linked:
+            linked = True
+            reply = FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST))
+        else:
+            reply = yield request
+        try:
+            request = gen.send(reply)
+        except StopIteration as done:
+            result: Outcome = done.value
+            return result
+
+
+def test_a_fresh_name_after_eexist_keeps_the_size(maildir: Path) -> None:
+    # A9 + D5: a true EEXIST in new/ draws a fresh name, which must still carry ,S=<size>
+    request = DeliveryRequest(str(maildir), size_in_name=True)
+    outcome = run_on_os(_answer_first_link_eexist(deliver(request)), io.BytesIO(BODY))
+    assert isinstance(outcome, Delivered)
+    parts = parse_name(outcome.name)
+    assert parts is not None and parts.size == len(BODY)
+    assert parts.counter == 1  # the second name drawn
+    assert entries(maildir, "new") == [outcome.name]
+    assert entries(maildir, "tmp") == []
+
+
+def test_with_size_and_size_of() -> None:
+    assert with_size("1.M2P3Q4R5.host", 0) == "1.M2P3Q4R5.host,S=0"
+    assert size_of(with_size("1.M2P3Q4R5.host", 1234)) == 1234
+    assert size_of("1.M2P3Q4R5.host") is None
+    assert size_of("1.M2P3Q4R5.h\\054S=9x") is None
+
+
+# ---------------------------------------------------------------- D8: the invocation
+
+
+def test_maildir_defaults_to_home_maildir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    code, out, err = run_main(monkeypatch, capsys, ["--create"], BODY)
+    assert (code, err) == (0, "")
+    assert entries(tmp_path / "Maildir", "new") == [out.strip()]
+
+
+@pytest.mark.parametrize(("flags", "temporary", "permanent"), CONVENTIONS)
+def test_no_maildir_and_no_home_is_temporary(
+    flags: list[str],
+    temporary: int,
+    permanent: int,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.delenv("HOME", raising=False)
+    code, out, err = run_main(monkeypatch, capsys, flags, BODY)
+    assert (code, out) == (temporary, "")
+    assert_one_line(err)
+    assert "HOME" in err
+
+
+SECTIONS = ("NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "ENVIRONMENT", "EXIT STATUS")
+
+
+def test_help_is_a_manual_page_that_documents_every_option() -> None:
+    proc = run_cli(["--help"])
+    assert (proc.returncode, proc.stderr) == (0, b"")
+    text = proc.stdout.decode()
+    starts = [text.index(f"\n{s}\n" if s != "NAME" else f"{s}\n") for s in SECTIONS]
+    assert starts == sorted(starts), "sections out of order"
+    options = text[text.index("\nOPTIONS\n") : text.index("\nENVIRONMENT\n")]
+    parser_options = {
+        opt
+        for action in cli_parser_actions()
+        for opt in action.option_strings
+        if opt.startswith("--")
+    }
+    assert parser_options, "no options found"
+    for opt in parser_options:
+        documented = re.search(rf"^    (-\w, )?{re.escape(opt)}\b", options, re.MULTILINE)
+        assert documented, f"{opt} is not documented under OPTIONS"
+    environment = text[text.index("\nENVIRONMENT\n") : text.index("\nEXIT STATUS\n")]
+    for var in ("HOME", *ENVELOPE_VARS):
+        assert var in environment
+    examples = text[text.index("\nEXAMPLES\n") :]
+    for needle in ("mailbox_command =", "pipe flags=", "|/", "driver = pipe"):
+        assert needle in examples, needle
+
+
+def cli_parser_actions() -> list[Any]:
+    """The argparse actions of maildir-deliver's parser (parse a valid command line)."""
+    captured: list[Any] = []
+    original = cli._Parser.parse_args
+
+    def spy(self: Any, *args: Any, **kwargs: Any) -> Any:
+        captured.extend(self._actions)
+        return original(self, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cli._Parser, "parse_args", spy)
+        cli.parse_args(["m"])
+    return captured
+
+
+def test_the_exit_status_table_in_the_manual_is_the_mapping() -> None:
+    # D3: every row of EXIT STATUS is what exit_code returns for that class of outcome
+    table = cli.MANUAL[cli.MANUAL.index("\nEXIT STATUS\n") : cli.MANUAL.index("\nEXAMPLES\n")]
+    outcomes: dict[str, Outcome | None] = {
+        "delivered": Delivered("n"),
+        "temporary failure": TemporaryFailure("t"),
+        "permanent failure, policy": PermanentFailure("p"),
+        "permanent failure, data": PermanentFailure("d", "data"),
+        "usage error": None,
+    }
+    for label, outcome in outcomes.items():
+        row = next(line for line in table.splitlines() if line.strip().startswith(label))
+        numbers = [int(word) for word in row.replace(":", " ").split() if word.isdigit()]
+        assert len(numbers) == 2, row
+        for convention, shown in zip(("qmail", "sysexits"), numbers, strict=True):
+            if outcome is None:
+                assert cli.EXIT_CODES[convention].usage == shown, row
+            else:
+                assert cli.exit_code(outcome, convention) == shown, row
+
+
+@pytest.mark.parametrize(
+    ("outcome", "qmail", "sysexits"),
+    [
+        (Delivered("n"), 0, 0),
+        (TemporaryFailure("t"), 111, 75),
+        (PermanentFailure("symlink"), 100, 77),
+        (PermanentFailure("empty", "data"), 100, 65),
+    ],
+)
+def test_exit_codes_per_failure_class(outcome: Outcome, qmail: int, sysexits: int) -> None:
+    # D3: qmail-command(8) 0/100/111; sysexits.h EX_TEMPFAIL 75, EX_NOPERM 77, EX_DATAERR 65
+    assert cli.exit_code(outcome, "qmail") == qmail
+    assert cli.exit_code(outcome, "sysexits") == sysexits
