@@ -6,12 +6,13 @@ and a `maildir-deliver` command that account can run, SMTP submission that retur
 message's queue id, waiting on the Postfix log for a delivery status, and stopping every
 process it started. docs/end-to-end.md is the same set-up for an admin at a shell.
 
-Two directories: the pytest temp dir holds what only root and the daemons' masters read
-(main.cf, master.cf, the queue, data_directory, both logs, dovecot.conf) and is kept by
-pytest for a post-mortem; a short world-traversable directory made here and removed on
-exit holds what the unprivileged side must reach (the recipient's home with the Maildir,
-Dovecot's base_dir, whose socket paths must stay under 108 bytes, and its passwd-file,
-which the auth process reads as the `dovecot` user), because pytest's temp dirs are 0700.
+Two directories: the pytest temp dir holds what root alone reads and writes (main.cf,
+master.cf, the queue - daemons enter it as root -, the Postfix log, dovecot.conf and its
+log) and is kept by pytest for a post-mortem; pytest's temp dirs are 0700, so a
+world-traversable directory made here, and removed on the way out, holds what the daemons
+reach after dropping privileges: Postfix's data_directory (the postfix user), the
+recipient's home with the Maildir (nobody; Dovecot's imap process too), Dovecot's base_dir
+(short, for socket paths under 108 bytes) and its passwd-file (the dovecot user).
 """
 
 from __future__ import annotations
@@ -543,7 +544,6 @@ service imap-login {{
 @dataclass
 class MailSystem:
     account: Account
-    home: Path
     maildir: Path
     mailbox_command: list[str]  # maildir-deliver as the recipient runs it, with arguments
     deliver_how: str  # which way of running maildir-deliver was taken, and why
@@ -576,7 +576,7 @@ def mail_system(tmp_path: Path, imap: bool) -> Iterator[MailSystem]:
             dovecot = Dovecot.configure(
                 tmp_path / "dovecot", shared, account, home, maildir, programs["dovecot"]
             )
-        system = MailSystem(account, home, maildir, command, how, postfix, dovecot)
+        system = MailSystem(account, maildir, command, how, postfix, dovecot)
         try:
             postfix.start()
             if dovecot is not None:

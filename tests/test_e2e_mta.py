@@ -188,6 +188,8 @@ def test_messages_arrive_intact_through_postfix_maildir_deliver_and_dovecot(
         for path in files:
             assert path.stat().st_uid == mail.account.uid, f"{path} not written as the recipient"
             data = path.read_bytes()
+            # Dovecot takes a message's size from ,S= in its name without reading the file.
+            assert re.search(rf",S={len(data)}(:|$)", path.name), (path.name, len(data))
             assert b"\r" not in data, f"{path}: the Maildir file should hold LF line ends"
             fields, rest = split_trace(data, b"\n")
             original, queue_id = by_id[message_id(rest)]
