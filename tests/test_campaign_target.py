@@ -1,0 +1,147 @@
+"""Fuzz targets for long campaigns (docs/campaigns.md): the checker's state machine, bound to
+one strategy and one environment with that environment's threat model, exposed as one
+pytest-collectable `RuleBasedStateMachine.TestCase` per pair - what HypoFuzz
+(`hypothesis fuzz -- tests/test_campaign_target.py`) and plain pytest both run.
+
+The targets are the correct strategy under every environment: in CI each runs a small,
+derandomized search (it must hold); a campaign spends hours trying to break it. Settings:
+
+- default: CI_BUDGET examples, derandomized, no example database;
+- MAILDIRCHECK_PROFILE=long: LONG_BUDGET examples and longer runs (LONG_STEPS), random,
+  with Hypothesis's example database;
+- MAILDIRCHECK_DB=/shared/dir: that directory as the example database
+  (DirectoryBasedExampleDatabase), so several machines work on one search and any of them
+  replays what another found; random.
+- under HypoFuzz: random, with the example database (MAILDIRCHECK_DB's, else the default).
+
+A run that breaks a property notes its timeline and the `maildircheck verify` command for
+the same target, which Hypothesis prints under the falsifying example. Also owns: every
+environment has a target, and a target does fail (with the timeline) when its strategy is
+flawed.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, note, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
+from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
+
+from maildircheck.harness.machine import Config, DeliveryMachine, RunLog, machine_for
+from maildircheck.harness.matrix import faults_for
+from maildircheck.impl.strategies import resolve
+from maildircheck.model.nfs import NFS_ENVS
+from maildircheck.model.persistence import PROFILES
+from maildircheck.model.properties import SAFETY
+
+CI_BUDGET = 25
+LONG_BUDGET = 20_000
+STEPS = 12  # what `maildircheck verify` runs (harness/verify.py)
+LONG_STEPS = 25
+CRASHES = ("power-loss", "server-crash")
+
+
+def in_hypofuzz() -> bool:
+    try:
+        from hypofuzz.detection import in_hypofuzz_run
+    except ImportError:
+        return False
+    return bool(in_hypofuzz_run())
+
+
+def campaign_settings() -> settings:
+    shared = os.environ.get("MAILDIRCHECK_DB")
+    long = os.environ.get("MAILDIRCHECK_PROFILE") == "long"
+    searching = long or bool(shared) or in_hypofuzz()
+    extra: dict[str, Any] = {"database": None, "derandomize": True}
+    if searching:
+        extra = {"derandomize": False}  # the default database unless a shared one
+        if shared:
+            extra["database"] = DirectoryBasedExampleDatabase(shared)
+    return settings(
+        max_examples=LONG_BUDGET if long else CI_BUDGET,
+        stateful_step_count=LONG_STEPS if long else STEPS,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        **extra,
+    )
+
+
+def threat_model(env: str) -> tuple[str, ...]:
+    """The matrix's faults for `env`; where the environment itself cannot keep mail
+    through a crash (an async NFS export) without that crash, as `verify` checks it."""
+    faults = faults_for(env)
+    if env in NFS_ENVS and not NFS_ENVS[env].export.durable_success_possible:
+        faults = tuple(f for f in faults if f not in CRASHES)
+    return faults
+
+
+def replay_hint(strategy: str, env: str, faults: tuple[str, ...]) -> str:
+    return (
+        f"the checker's own search on this target: maildircheck verify --strategy {strategy} "
+        f"--env {env} --faults {','.join(faults)} --max-examples 10000 --seed 1"
+    )
+
+
+def campaign_machine(strategy: str, env: str) -> type[RuleBasedStateMachine]:
+    """The checker's machine for one strategy and environment, named after them (Hypothesis
+    keys its example database by the machine's name), noting a breaking run's timeline."""
+    faults = threat_model(env)
+    log = RunLog()
+    base = machine_for(Config(resolve(strategy), env, faults, frozenset(SAFETY)), log)
+
+    def teardown(self: DeliveryMachine) -> None:
+        base.teardown(self)
+        if log.timeline is self.timeline:  # this run broke a property
+            note(f"{log.violation}\n{self.timeline.render()}")
+            note(replay_hint(strategy, env, faults))
+
+    name = f"Campaign_{strategy}_on_{env}".replace("-", "_").replace(".", "_")
+    return type(name, (base,), {"teardown": teardown})
+
+
+def target(strategy: str, env: str) -> Any:
+    """The pytest-collectable TestCase of `campaign_machine(strategy, env)`."""
+    case = campaign_machine(strategy, env).TestCase
+    case.settings = campaign_settings()
+    case.pytestmark = [pytest.mark.slow]  # `pytest -m slow`: the campaign targets alone
+    return case
+
+
+TestCorrectOnSync = target("correct", "sync")
+TestCorrectOnExt4Ordered = target("correct", "ext4-ordered")
+TestCorrectOnExt4Writeback = target("correct", "ext4-writeback")
+TestCorrectOnPosix = target("correct", "posix")
+TestCorrectOnNfs3Sync = target("correct", "nfs3-sync")
+TestCorrectOnNfs3AsyncExport = target("correct", "nfs3-async-export")
+TestCorrectOnNfs3Nocto = target("correct", "nfs3-nocto")
+TestCorrectOnNfs3Nodrc = target("correct", "nfs3-nodrc")
+
+
+def test_every_environment_has_a_target() -> None:
+    targets = [v for k, v in globals().items() if k.startswith("TestCorrectOn")]
+    envs = {t.__name__.split("_on_")[1].removesuffix(".TestCase") for t in targets}
+    assert envs == {e.replace("-", "_").replace(".", "_") for e in [*PROFILES, *NFS_ENVS]}
+
+
+def test_a_target_fails_on_a_flawed_strategy_and_shows_the_timeline() -> None:
+    machine = campaign_machine("vpopmail-4.10.14", "ext4-ordered")
+    with pytest.raises(AssertionError) as failure:
+        run_state_machine_as_test(
+            machine,
+            settings=settings(
+                max_examples=50,
+                stateful_step_count=STEPS,
+                deadline=None,
+                database=None,
+                derandomize=True,
+                suppress_health_check=list(HealthCheck),
+            ),
+        )
+    notes = "\n".join(getattr(failure.value, "__notes__", []))
+    assert "P1 no-partial" in str(failure.value)
+    assert 'open("new/' in notes, "the breaking run's timeline is noted"
+    assert "maildircheck verify --strategy vpopmail-4.10.14 --env ext4-ordered" in notes
