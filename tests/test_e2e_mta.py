@@ -172,8 +172,9 @@ def test_messages_arrive_intact_through_postfix_maildir_deliver_and_dovecot(
 ) -> None:
     """Five messages (plain, 8-bit with every non-NUL byte value, long lines, a From_ line
     at the top of the body, about 1 MB) go through Postfix into the Maildir; each file is
-    the recipient's, starts with Postfix's trace headers (never the mbox From_ line) and
-    holds the sent message exactly; Dovecot's IMAP and mailbox.Maildir read the same."""
+    the recipient's, starts with Postfix's trace headers, never the mbox From_ line (D1),
+    holds the sent message exactly (D6) and carries its size in its name (D5); Dovecot's
+    IMAP and mailbox.Maildir read the same."""
     sent = messages()
     with mail_system(tmp_path, imap=True) as mail:
         why = f"maildir-deliver run as {mail.deliver_how}"
@@ -219,9 +220,9 @@ def test_messages_arrive_intact_through_postfix_maildir_deliver_and_dovecot(
 
 def test_a_temporary_failure_is_deferred_logged_and_retried(tmp_path: Path) -> None:
     """With new/ read-only, maildir-deliver fails temporarily (exit 75, EX_TEMPFAIL under
-    --exit-codes sysexits) and removes its tmp/ file; Postfix defers the message (dsn 4.3.0)
-    and logs the agent's one-line reason; once new/ is writable again a flush delivers it,
-    once, intact."""
+    --exit-codes sysexits, D3) and removes its tmp/ file (A13, P4); Postfix defers the
+    message (dsn 4.3.0) and logs the agent's one-line reason (D8); once new/ is writable
+    again a flush delivers it, once, intact."""
     with mail_system(tmp_path, imap=False) as mail:
         account, maildir = mail.account, mail.maildir
         for sub, mode in (("tmp", 0o700), ("new", 0o500), ("cur", 0o700)):
