@@ -21,11 +21,11 @@ CODE_DIRS = ("model", "impl", "harness")
 THIS = Path(__file__).resolve()
 
 # Family letter -> how many IDs it has (P1-P6, S1-S4, ...).
-FAMILIES = {"P": 6, "S": 4, "F": 8, "X": 10, "E": 5, "L": 1, "N": 1, "A": 13, "R": 10, "D": 8}
-MUST_BE_TESTED = "PSFXELRD"
+FAMILIES = {"P": 6, "S": 4, "F": 8, "X": 10, "E": 5, "L": 1, "N": 1, "A": 13, "R": 10, "D": 8, "T": 6}
+MUST_BE_TESTED = "PSFXELRDT"
 
-_ONE = re.compile(r"\b([PSFXELNARD])(\d{1,2})\b")
-_RANGE = re.compile(r"\b([PSFXELNARD])(\d{1,2})\s*-\s*\1?(\d{1,2})\b")
+_ONE = re.compile(r"\b([PSFXELNARDT])(\d{1,2})\b")
+_RANGE = re.compile(r"\b([PSFXELNARDT])(\d{1,2})\s*-\s*\1?(\d{1,2})\b")
 _PROCESS_LABEL = re.compile(r"([\"'])D\d{1,2}\1")
 _HEADING = re.compile(r"^### ([A-Z]\d{1,2}) ", re.MULTILINE)
 _TEST_REF = re.compile(r"`(tests/[\w/]+\.py)::(\w+)`")
