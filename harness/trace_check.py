@@ -92,8 +92,17 @@ class TraceReport:
         }
 
 
+def _failing(events: Sequence[Event], kind: type[Any] | tuple[type[Any], ...]) -> list[str]:
+    return [
+        f"-1 {e.errno}" + (" (injected)" if e.injected else "")
+        for e in events
+        if isinstance(e, Step) and isinstance(e.request, kind) and e.errno is not None
+    ]
+
+
 def facts_of(events: Sequence[Event], run: TracedRun) -> list[str]:
-    """What the agent did to the Maildir, in words, from its own trace."""
+    """What the agent did to the Maildir, in words, from its own trace; a call that failed
+    is said to have been made and to have failed."""
     steps = [e.request for e in events if isinstance(e, Step) and e.errno is None]
     creates = [r for r in steps if isinstance(r, Open) and OpenFlag.CREAT in r.flags]
     facts = []
@@ -105,11 +114,24 @@ def facts_of(events: Sequence[Event], run: TracedRun) -> list[str]:
             + ("with O_EXCL" if exclusive else "without O_EXCL (an existing file is reused)")
         )
     writes = [r for r in steps if isinstance(r, Write)]
-    facts.append(f"writes {sum(len(w.data) for w in writes)} bytes in {len(writes)} calls")
-    syncs = [r for r in steps if isinstance(r, Fsync | Fdatasync)]
+    failed_writes = _failing(events, Write)
     facts.append(
-        f"fsyncs a file or directory fd {len(syncs)} times" if syncs else "never calls fsync"
+        f"writes {sum(len(w.data) for w in writes)} bytes in {len(writes)} calls"
+        + (
+            f"; {len(failed_writes)} write failed ({', '.join(failed_writes)})"
+            if failed_writes
+            else ""
+        )
     )
+    syncs = [r for r in steps if isinstance(r, Fsync | Fdatasync)]
+    failed_syncs = _failing(events, (Fsync, Fdatasync))
+    if syncs or failed_syncs:
+        text = f"calls fsync/fdatasync {len(syncs) + len(failed_syncs)} times"
+        if failed_syncs:
+            text += f"; {len(failed_syncs)} failed ({', '.join(failed_syncs)})"
+        facts.append(text)
+    else:
+        facts.append("never calls fsync")
     if any(isinstance(r, Sync) for r in steps):
         facts.append("calls sync(2)/syncfs(2)")
     placing = [r for r in steps if isinstance(r, Link | Rename) and "/new/" in r.touches()[1] + "/"]

@@ -32,6 +32,7 @@ from maildircheck.model.syscalls import (
     FsyncDir,
     Lstat,
     Open,
+    OpenFlag,
     Stat,
     Syscall,
 )
@@ -211,11 +212,22 @@ def replay(
     return result
 
 
+def _probe(step: Step) -> bool:
+    """A call whose failure is how agents ask a question, not an error they handle: a stat
+    (is this name free?) or an open without O_CREAT of a file that is not there (is there
+    a quota file, a maildirfolder?)."""
+    request = step.request
+    if isinstance(request, Stat | Lstat | Fstat):
+        return True
+    return (
+        isinstance(request, Open) and OpenFlag.CREAT not in request.flags and step.errno == "ENOENT"
+    )
+
+
 def unexplored(events: Sequence[Event], outcome: Outcome | None) -> list[str]:
     """What one recorded run cannot show, in words (T6)."""
     steps = [e for e in events if isinstance(e, Step)]
-    probes = (Stat, Lstat, Fstat)  # a failing stat is how agents test for a free name
-    failed = [e for e in steps if e.errno is not None and not isinstance(e.request, probes)]
+    failed = [e for e in steps if e.errno is not None and not _probe(e)]
     notes = []
     if not failed:
         notes.append(

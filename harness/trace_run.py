@@ -203,8 +203,10 @@ def _run(
     if status < 0 and signal_name is None:
         signal_name = "SIGKILL"
     notes = [f"the run was stopped after {timeout:g} s"] if timed_out else []
-    if status == 127 or (lines and "execve(" in lines[0] and "= -1 ENOENT" in lines[0]):
-        raise TraceSetupError(f"command not found: {argv[0]}")
+    if not lines or (len(lines) < 3 and "execve(" in lines[0] and "= -1 E" in lines[0]):
+        said = stderr.strip().splitlines()
+        why = said[-1] if said else "strace recorded nothing"
+        raise TraceSetupError(f"command not found or not runnable: {argv[0]} ({why})")
     return TracedRun(
         list(argv), root, home, status, signal_name, stderr.strip(), lines, before,
         snapshot(root), message, tuple(inject), scratch if keep else "", timed_out, notes,
