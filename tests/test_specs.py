@@ -21,7 +21,19 @@ CODE_DIRS = ("model", "impl", "harness")
 THIS = Path(__file__).resolve()
 
 # Family letter -> how many IDs it has (P1-P6, S1-S4, ...).
-FAMILIES = {"P": 6, "S": 4, "F": 8, "X": 10, "E": 5, "L": 1, "N": 1, "A": 13, "R": 10, "D": 8, "T": 6}
+FAMILIES = {
+    "P": 6,
+    "S": 4,
+    "F": 8,
+    "X": 10,
+    "E": 5,
+    "L": 1,
+    "N": 1,
+    "A": 13,
+    "R": 10,
+    "D": 8,
+    "T": 6,
+}
 MUST_BE_TESTED = "PSFXELRDT"
 
 _ONE = re.compile(r"\b([PSFXELNARDT])(\d{1,2})\b")
