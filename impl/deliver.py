@@ -202,8 +202,10 @@ def envelope_sender(line: bytes) -> str | None:
     rest = line[len(FROM_) :].lstrip(b" ")
     start = 0
     if rest.startswith(b'"'):  # a quoted local part may hold spaces: "a b"@example.org
-        start = rest.find(b'"', 1) + 1
-        if start == 0:
+        start = 1
+        while start < len(rest) and rest[start : start + 1] != b'"':
+            start += 2 if rest[start : start + 1] == b"\\" else 1  # \" does not end it
+        if start >= len(rest):
             return None
     end = rest.find(b" ", start)
     token = rest[:end]

@@ -766,6 +766,10 @@ def test_the_algorithm_keeps_a_from_line_by_default(maildir: Path) -> None:
         (b"From bob Thu Jan  4 10:00:00 2024", "bob"),
         (b"From ", None),
         (b"From nodate", None),
+        (b'From "a b"@x.org  Thu Jan  4 10:00:00 2024', '"a b"@x.org'),
+        (b'From "a\\" b"@x.org  Thu Jan  4 10:00:00 2024', '"a\\" b"@x.org'),
+        (b'From "unterminated  Thu Jan  4', None),
+        (b"From a\x01b  Thu Jan  4 10:00:00 2024", None),
     ],
 )
 def test_envelope_sender_of_a_from_line(line: bytes, sender: str | None) -> None:
