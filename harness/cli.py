@@ -203,6 +203,14 @@ def build_parser() -> argparse.ArgumentParser:
     matrix.add_argument("--workers", type=_positive_int, default=1, metavar="N")
     matrix.add_argument("--format", choices=("md", "json", "html"), default="md")
     matrix.add_argument("--output", metavar="FILE", help="write here instead of stdout")
+    matrix.add_argument(
+        "--trace",
+        action="append",
+        default=[],
+        metavar="'NAME=COMMAND ARGS'",
+        help="add a row for a program checked with `maildircheck trace` (repeatable; "
+        "{maildir} in ARGS is the scratch Maildir)",
+    )
     _progress_flag(matrix)
 
     trace_cli.add_parser(commands)
@@ -336,10 +344,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
-    from maildircheck.harness.matrix import run_matrix
+    from maildircheck.harness.matrix import run_matrix, trace_rows
     from maildircheck.harness.progress import for_stderr
+    from maildircheck.harness.trace_run import TraceSetupError
 
-    strategies = args.strategies or list(CATALOGUE)
+    strategies = args.strategies or ([] if args.trace and not args.strategies else list(CATALOGUE))
     envs = args.envs or [*PROFILES, *NFS_ENVS]
     for s in strategies:
         try:
@@ -357,6 +366,10 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         progress=for_stderr(args.progress),
         workers=args.workers,
     )
+    try:
+        result.traced = trace_rows(args.trace, envs)
+    except (TraceSetupError, ValueError) as err:
+        raise UsageError(f"--trace: {err}") from None
     if args.format == "json":
         text = json.dumps(result.as_json(), indent=2)
     else:

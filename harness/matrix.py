@@ -14,12 +14,13 @@ import html
 import time
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from maildircheck.harness.parallel import one_check
 from maildircheck.harness.progress import Progress
 from maildircheck.harness.svg import render_svg
+from maildircheck.harness.trace_replay import ReplayResult
 from maildircheck.harness.verify import Verdict
 from maildircheck.model.faults import DEFAULT_FAULTS
 from maildircheck.model.nfs import NFS_ENVS
@@ -43,11 +44,32 @@ def faults_for(env: str) -> tuple[str, ...]:
 
 
 @dataclass
+class TracedRow:
+    """A program checked with `maildircheck trace`: one run, replayed under each column."""
+
+    name: str
+    results: dict[str, ReplayResult]
+    replay: str
+
+    def text(self, env: str) -> str:
+        r = self.results[env]
+        if r.violation is not None:
+            return f"{r.violation.prop} violated"
+        return "incomplete" if r.stopped else "holds"
+
+    def counterexample(self, env: str) -> str:
+        r = self.results[env]
+        lines = [f"{i:>3}. {s.lane}: {s.text} = {s.reply}" for i, s in enumerate(r.steps, 1)]
+        return "\n".join([*lines, *r.explanation])
+
+
+@dataclass
 class Matrix:
     strategies: list[str]
     envs: list[str]
     cells: dict[tuple[str, str], Verdict]
     seconds: float
+    traced: list[TracedRow] = field(default_factory=list)
 
     def anchor(self, strategy: str, env: str) -> str:
         return f"{strategy}--{env}"
@@ -71,6 +93,25 @@ class Matrix:
                 for s in self.strategies
                 for e in self.envs
             ],
+            "traced": [
+                {
+                    "program": row.name,
+                    "replay": row.replay,
+                    "cells": [
+                        {
+                            "env": e,
+                            "result": row.text(e),
+                            "property": r.violation.prop if r.violation else None,
+                            "why": r.violation.why if r.violation else None,
+                            "stopped": r.stopped,
+                            "counterexample": row.counterexample(e) if r.violation else None,
+                        }
+                        for e in self.envs
+                        for r in [row.results[e]]
+                    ],
+                }
+                for row in self.traced
+            ],
         }
 
     def as_markdown(self) -> str:
@@ -79,6 +120,17 @@ class Matrix:
         rows = [
             f"| {s} | " + " | ".join(self._md_cell(s, e) for e in self.envs) + " |"
             for s in self.strategies
+        ]
+        rows += [
+            f"| {row.name} (traced) | "
+            + " | ".join(
+                f"[{row.text(e)}](#{self.anchor(row.name, e)})"
+                if row.results[e].violation
+                else row.text(e)
+                for e in self.envs
+            )
+            + " |"
+            for row in self.traced
         ]
         out = [
             head,
@@ -106,6 +158,13 @@ class Matrix:
                     f"Replay: `{v.replay_command()}`",
                     "",
                 ]
+        for row in self.traced:
+            for e in self.envs:
+                violation = row.results[e].violation
+                if violation is None:
+                    continue
+                out += [f"### {self.anchor(row.name, e)}", "", f"{violation}", "", "```text"]
+                out += [row.counterexample(e), "```", "", f"Replay: `{row.replay}`", ""]
         return "\n".join(out)
 
     def _md_cell(self, s: str, e: str) -> str:
@@ -127,6 +186,13 @@ class Matrix:
                 link = f'<a href="#{esc(self.anchor(s, e))}">{text}</a>' if cls == "bad" else text
                 tds.append(f'<td class="{cls}">{link}</td>')
             rows.append(f"<tr><th>{esc(s)}</th>{''.join(tds)}</tr>")
+        for row in self.traced:
+            tds = []
+            for e in self.envs:
+                text, bad = esc(row.text(e)), row.results[e].violation is not None
+                link = f'<a href="#{esc(self.anchor(row.name, e))}">{text}</a>' if bad else text
+                tds.append(f'<td class="{"bad" if bad else "ok"}">{link}</td>')
+            rows.append(f"<tr><th>{esc(row.name)} (traced)</th>{''.join(tds)}</tr>")
         details = []
         for s in self.strategies:
             for e in self.envs:
@@ -141,6 +207,16 @@ class Matrix:
                     "</details>"
                     f"<p>Replay:</p><pre class='replay'>{esc(v.replay_command())}</pre></section>"
                 )
+        for row in self.traced:
+            for e in self.envs:
+                violation = row.results[e].violation
+                if violation is not None:
+                    details.append(
+                        f'<section id="{esc(self.anchor(row.name, e))}"><h3>{esc(row.name)} '
+                        f"(traced) on {esc(e)}</h3><p>{esc(str(violation))}</p>"
+                        f"<pre>{esc(row.counterexample(e))}</pre>"
+                        f"<p>Replay:</p><pre class='replay'>{esc(row.replay)}</pre></section>"
+                    )
         return (
             "<!DOCTYPE html><html><head><meta charset='utf-8'><title>maildircheck matrix"
             f"</title><style>{STYLE}</style></head><body><h1>Durability matrix</h1>"
@@ -148,6 +224,27 @@ class Matrix:
             f"<p>Checked: {esc(', '.join(SAFETY))}. {len(self.cells)} cells in "
             f"{self.seconds:.1f} s.</p>{''.join(details)}</body></html>"
         )
+
+
+def trace_rows(programs: Iterable[str], envs: list[str]) -> list[TracedRow]:
+    """`NAME=COMMAND ARGS` (or just a command) -> a traced row per program, each run once
+    under strace and replayed under every column (harness/trace_check.py)."""
+    import shlex
+
+    from maildircheck.harness.trace_check import check_run, replay_command_for
+    from maildircheck.harness.trace_run import run_traced
+
+    rows = []
+    for spec in programs:
+        name, sep, command_text = spec.partition("=")
+        if not sep or " " in name:
+            name, command_text = spec.split()[0].rsplit("/", 1)[-1], spec
+        command = shlex.split(command_text)
+        report = check_run(
+            run_traced(command), envs, replay_command=replay_command_for(command, envs, (), None)
+        )
+        rows.append(TracedRow(name, {r.env: r for r in report.results}, report.replay_command))
+    return rows
 
 
 def result_text(v: Verdict) -> str:

@@ -165,7 +165,10 @@ def check_run(
     events = translate(parse(run.trace), run.root, run.cwd)
     outcome = outcome_of(run.status, run.signal_name, temporary)
     delivered = run.delivered()
-    content = next(iter(delivered.values())) if delivered else run.message
+    # The complete message is what the run left in new/ or cur/ when that is the input with
+    # at most some headers put before it; anything else is judged against the input itself.
+    whole = [data for data in delivered.values() if data.endswith(run.message)]
+    content = whole[0] if whole else run.message
     results = [replay(events, env, content, run.before, outcome) for env in envs]
     notes = list(run.notes)
     if len(delivered) > 1:

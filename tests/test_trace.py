@@ -365,3 +365,28 @@ def test_strace_is_present_where_ci_runs() -> None:
         pytest.skip("strace not installed here")
     out = subprocess.run(["strace", "-V"], capture_output=True, text=True, check=True).stdout
     assert out.startswith("strace -- version")
+
+
+@NEEDS_STRACE
+def test_matrix_has_a_row_per_traced_program(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 4 matrix: traced programs are rows beside the catalogue, each cell linked to
+    its counterexample and with the command that replays it."""
+    agent = str(Path(sys.executable).with_name("maildir-deliver"))
+    flawed = " ".join(_script(tmp_path, "import sys; open(sys.argv[1] + '/new/m', 'w')"))
+    out = tmp_path / "m.json"
+    code = main(
+        ["matrix", "--envs", "sync,posix", "--no-progress", "--format", "json",
+         "--output", str(out), "--trace", f"ours={agent} {{maildir}}", "--trace", f"bad={flawed}"]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    data = json.loads(out.read_text())
+    assert data["strategies"] == [] and data["cells"] == []
+    rows = {row["program"]: [c["result"] for c in row["cells"]] for row in data["traced"]}
+    assert rows == {"ours": ["holds", "holds"], "bad": ["P1 violated", "P1 violated"]}
+    bad = data["traced"][1]
+    assert "open(" in bad["cells"][0]["counterexample"]
+    assert bad["replay"].startswith("maildircheck trace --env sync --env posix --")
+    md = main(["matrix", "--envs", "sync", "--no-progress", "--trace", f"bad={flawed}"])
+    assert md == 0 and "| bad (traced) | [P1 violated](#bad--sync) |" in capsys.readouterr().out
