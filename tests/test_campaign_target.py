@@ -11,7 +11,8 @@ derandomized search (it must hold); a campaign spends hours trying to break it. 
   with Hypothesis's example database;
 - MAILDIRCHECK_DB=/shared/dir: that directory as the example database
   (DirectoryBasedExampleDatabase), so several machines work on one search and any of them
-  replays what another found; random.
+  replays what another found; random. It becomes the session's default database (a
+  Hypothesis settings profile loaded on import), which is where HypoFuzz looks.
 - under HypoFuzz: random, with the example database (MAILDIRCHECK_DB's, else the default).
 
 A run that breaks a property notes its timeline and the `maildircheck verify` command for
@@ -52,15 +53,26 @@ def in_hypofuzz() -> bool:
     return bool(in_hypofuzz_run())
 
 
+SHARED = os.environ.get("MAILDIRCHECK_DB")
+if SHARED:
+    # HypoFuzz fuzzes only the tests whose database is the default profile's, and keeps
+    # its own records there: for this session the shared directory is that default.
+    settings.register_profile(
+        "maildircheck-shared",
+        parent=settings(),
+        database=DirectoryBasedExampleDatabase(SHARED),
+        derandomize=False,
+    )
+    settings.load_profile("maildircheck-shared")
+
+
 def campaign_settings() -> settings:
-    shared = os.environ.get("MAILDIRCHECK_DB")
     long = os.environ.get("MAILDIRCHECK_PROFILE") == "long"
-    searching = long or bool(shared) or in_hypofuzz()
-    extra: dict[str, Any] = {"database": None, "derandomize": True}
-    if searching:
-        extra = {"derandomize": False}  # the default database unless a shared one
-        if shared:
-            extra["database"] = DirectoryBasedExampleDatabase(shared)
+    searching = long or bool(SHARED) or in_hypofuzz()
+    # searching: random, with the default profile's database (the shared one if set)
+    extra: dict[str, Any] = {"derandomize": False}
+    if not searching:
+        extra = {"derandomize": True, "database": None}
     return settings(
         max_examples=LONG_BUDGET if long else CI_BUDGET,
         stateful_step_count=LONG_STEPS if long else STEPS,
