@@ -24,6 +24,7 @@ from maildircheck.harness.trace_replay import (
     unexplored,
 )
 from maildircheck.harness.trace_run import TracedRun
+from maildircheck.model.nfs import NFS_ENVS
 from maildircheck.model.outcome import Outcome
 from maildircheck.model.persistence import PROFILES
 from maildircheck.model.syscalls import (
@@ -38,6 +39,12 @@ from maildircheck.model.syscalls import (
 )
 
 LOCAL_ENVS = tuple(PROFILES)
+
+
+def environment_cannot(env: str) -> bool:
+    """No agent can make a message durable before reporting success here (R2)."""
+    profile = NFS_ENVS[env].export if env in NFS_ENVS else PROFILES[env]
+    return not profile.durable_success_possible
 
 
 @dataclass
@@ -73,6 +80,7 @@ class TraceReport:
                 {
                     "env": r.env,
                     "verdict": r.verdict,
+                    "environment_cannot": environment_cannot(r.env),
                     "property": r.violation.prop if r.violation else None,
                     "why": r.violation.why if r.violation else None,
                     "stopped": r.stopped,
@@ -218,6 +226,11 @@ def render(report: TraceReport) -> list[str]:
     for r in report.results:
         detail = str(r.violation) if r.violation else (r.stopped or "every property holds")
         lines.append(f"  {r.env:<18} {r.verdict.upper():<10} {detail}")
+        if environment_cannot(r.env):
+            lines.append(
+                f"  {'':<18} {'':<10} (no agent can keep P1/P2 here: the export acknowledges "
+                "writes before they are stable, R2)"
+            )
     for r in report.results:
         if r.violation is None:
             continue

@@ -17,7 +17,7 @@ import pytest
 
 from maildircheck.harness.cli import main
 from maildircheck.harness.strace import TraceSyntaxError, decode_string, parse, split_args
-from maildircheck.harness.trace_check import check_run
+from maildircheck.harness.trace_check import check_run, render
 from maildircheck.harness.trace_model import Dup, Fork, Seek, Step, Unmodeled, translate
 from maildircheck.harness.trace_replay import outcome_of, replay
 from maildircheck.harness.trace_run import DEFAULT_MESSAGE, inject_option, run_traced
@@ -390,3 +390,14 @@ def test_matrix_has_a_row_per_traced_program(
     assert bad["replay"].startswith("maildircheck trace --env sync --env posix --")
     md = main(["matrix", "--envs", "sync", "--no-progress", "--trace", f"bad={flawed}"])
     assert md == 0 and "| bad (traced) | [P1 violated](#bad--sync) |" in capsys.readouterr().out
+
+
+@NEEDS_STRACE
+def test_nfs_environments_replay_on_a_client_host() -> None:
+    """T4 on NFS: the replay runs on one client of the server; the correct agent holds on
+    a sync export and nothing can on an async one (R2), which the report says."""
+    agent = str(Path(sys.executable).with_name("maildir-deliver"))
+    report = check_run(run_traced([agent]), ["nfs3-sync", "nfs3-nocto", "nfs3-async-export"])
+    assert [r.verdict for r in report.results] == ["holds", "holds", "violated"]
+    assert report.as_json()["results"][2]["environment_cannot"] is True
+    assert any("no agent can keep P1/P2 here" in line for line in render(report))
