@@ -1,7 +1,7 @@
 """The `maildircheck trace` subcommand: its options, its output and its exit code.
 
     maildircheck trace [--env PROFILE]... [--inject CALL:ERRNO[:N]]... [--user USER]
-                       [--message FILE] [--temporary-exits 75,111] [--timeout S]
+                       [--message FILE] [--temporary-exits 71,75,111] [--timeout S]
                        [--keep] [--json] -- COMMAND [ARGS...]
 
 `{maildir}` in ARGS stands for the scratch Maildir (appended when no argument has it).
@@ -70,9 +70,10 @@ def add_parser(commands: Any) -> None:
     trace.add_argument(
         "--temporary-exits",
         type=_exits,
-        default=(75, 111),
+        default=(71, 75, 111),
         metavar="LIST",
-        help="exit codes that mean 'try again later' (default: 75,111; Exim also 73,74)",
+        help="exit codes that mean 'try again later' (default: 71,75,111 - Postfix's soft "
+        "EX_OSERR and EX_TEMPFAIL, qmail's 111; Exim's temp_errors are 73-75)",
     )
     trace.add_argument("--timeout", type=float, default=60.0, metavar="S")
     trace.add_argument("--keep", action="store_true", help="keep the scratch directory")

@@ -39,7 +39,9 @@ from maildircheck.model.syscalls import (
 
 LABEL = "A"  # every process of the traced agent is one delivery
 SEEDED = "an earlier message"
-TEMPORARY_EXIT = (75, 111)  # EX_TEMPFAIL (Postfix, Exim, sysexits.h) and qmail's 111
+# Postfix defers on EX_OSERR 71 and EX_TEMPFAIL 75 (its sys_exits.c marks only those two
+# soft), Exim on 73-75 by default (temp_errors), qmail on 111 (qmail-command(8)).
+TEMPORARY_EXIT = (71, 75, 111)
 
 
 @dataclass(frozen=True)
@@ -71,9 +73,9 @@ class ReplayResult:
 def outcome_of(
     status: int, signal_name: str | None = None, temporary: Sequence[int] = TEMPORARY_EXIT
 ) -> Outcome | None:
-    """The agent's report to its MTA: exit 0 delivered; by default 75 and 111 temporary
-    (sysexits.h EX_TEMPFAIL, which Postfix and Exim defer on; qmail-command(8)'s 111), any
-    other status permanent; killed by a signal: no report."""
+    """The agent's report to its MTA: exit 0 delivered; by default 71, 75 and 111
+    temporary (EX_OSERR and EX_TEMPFAIL, which Postfix defers on; qmail-command(8)'s 111),
+    any other status permanent; killed by a signal: no report."""
     if signal_name is not None:
         return None
     if status == 0:

@@ -254,8 +254,9 @@ def test_the_replay_stops_where_the_model_and_the_kernel_disagree() -> None:
 
 
 def test_exit_statuses_map_to_reports() -> None:
-    """T5: 0 delivered, 75 and 111 temporary (or the list given), others permanent,
+    """T5: 0 delivered, 71, 75 and 111 temporary (or the list given), others permanent,
     killed no report."""
+    assert isinstance(outcome_of(71), TemporaryFailure)
     assert isinstance(outcome_of(0), Delivered)
     assert isinstance(outcome_of(75), TemporaryFailure)
     assert isinstance(outcome_of(111), TemporaryFailure)
