@@ -16,7 +16,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from types import FrameType
-from typing import Any, BinaryIO, NamedTuple, NoReturn
+from typing import Any, BinaryIO, NoReturn
 
 from maildircheck.impl.deliver import deliver
 from maildircheck.impl.drivers import StopFlag, run_on_os
@@ -28,12 +28,13 @@ from maildircheck.model.outcome import (
     PermanentFailure,
     TemporaryFailure,
 )
+from maildircheck.model.record import Record
 from maildircheck.model.syscalls import Interrupted
 
 PROG = "maildir-deliver"
 
 
-class Codes(NamedTuple):
+class Codes(Record):
     """The exit code of each class of outcome under one convention (D3)."""
 
     delivered: int
@@ -201,6 +202,13 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(self.usage_code)
 
 
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    """argparse's formatter at a fixed width: the default asks `shutil` for the terminal's,
+    3 ms of imports on every delivery, and argparse's own help is never shown (`--help`
+    prints MANUAL, a usage error is one line)."""
+    return argparse.HelpFormatter(prog, width=80)
+
+
 def _convention_in(argv: Sequence[str]) -> str:
     """The convention a (possibly malformed) command line asks for, for usage errors."""
     chosen = DEFAULT_CONVENTION
@@ -227,7 +235,7 @@ class _Manual(argparse.Action):
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = _Parser(prog=PROG, add_help=False, allow_abbrev=False)
+    parser = _Parser(prog=PROG, add_help=False, allow_abbrev=False, formatter_class=_formatter)
     parser.usage_code = EXIT_CODES[_convention_in(argv)].usage
     parser.add_argument("-h", "--help", action=_Manual, nargs=0)
     parser.add_argument("--exit-codes", choices=sorted(EXIT_CODES), default=DEFAULT_CONVENTION)
@@ -247,6 +255,44 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     if args.folder is not None and not folder_name_ok(args.folder):
         parser.error(f"--folder {args.folder!r} cannot be a Maildir++ folder name")
     return args
+
+
+_SWITCHES = {
+    "--create": "create",
+    "--extension-folder": "extension_folder",
+    "--return-path": "return_path",
+    "--delivered-to": "delivered_to",
+    "--keep-from-line": "keep_from_line",
+    "--no-size": "no_size",
+    "--allow-empty": "allow_empty",
+}
+
+
+def parse_plain(argv: Sequence[str]) -> argparse.Namespace | None:
+    """What `parse_args` returns for the command lines an MTA runs - the switches,
+    `--exit-codes CONVENTION`, `--folder NAME`, one MAILDIR, each valid - found without
+    building the argparse parser (about 3 ms at start-up: gettext's locale look-ups,
+    regular expressions); None for anything else (--help, `--opt=value`, `--`, a value
+    starting with "-", every usage error), which `parse_args` then parses."""
+    values: dict[str, Any] = dict.fromkeys(_SWITCHES.values(), False)
+    values.update(help=None, exit_codes=DEFAULT_CONVENTION, folder=None, maildir=None)
+    words = iter(argv)
+    for word in words:
+        if word in _SWITCHES:
+            values[_SWITCHES[word]] = True
+        elif word in ("--exit-codes", "--folder"):
+            value = next(words, "-")
+            if value.startswith("-") or (word == "--exit-codes" and value not in EXIT_CODES):
+                return None
+            values[word[2:].replace("-", "_")] = value
+        elif word.startswith("-") or not word or values["maildir"] is not None:
+            return None
+        else:
+            values["maildir"] = word
+    folder = values["folder"]
+    if folder is not None and (values["extension_folder"] or not folder_name_ok(folder)):
+        return None
+    return argparse.Namespace(**values)
 
 
 def request_from(args: argparse.Namespace, env: dict[str, str]) -> DeliveryRequest | Outcome:
@@ -308,7 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (the console script exits with it)."""
     args_list = sys.argv[1:] if argv is None else list(argv)
     try:
-        args = parse_args(args_list)
+        args = parse_plain(args_list) or parse_args(args_list)
     except SystemExit as done:  # --help (0) or a usage error (the convention's code)
         return done.code if isinstance(done.code, int) else 0
     convention: str = args.exit_codes

@@ -35,7 +35,6 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 
 from maildircheck.impl.naming import (
     NameParts,
@@ -51,6 +50,7 @@ from maildircheck.model.outcome import (
     PermanentFailure,
     TemporaryFailure,
 )
+from maildircheck.model.record import Record, replace
 from maildircheck.model.syscalls import (
     Close,
     FileKind,
@@ -187,8 +187,7 @@ ENVELOPE_MAX = 1024
 """D1: how much of a From_ line is kept to find its sender; the rest is read and dropped."""
 
 
-@dataclass(frozen=True)
-class Head:
+class Head(Record):
     """The start of the input: `data` is the first bytes of the message proper (b"" only
     at the end of the input), `sender` the sender of a removed From_ line (None: none)."""
 
@@ -373,8 +372,7 @@ def give_up(stage: str, err: OSError | Interrupted, fd: int, tmp: str) -> Syscal
     return TemporaryFailure(f"{stage}: {why}")
 
 
-@dataclass(frozen=True)
-class Steps:
+class Steps(Record):
     """The replaceable steps; the defaults are the correct algorithm. None skips a step."""
 
     name: NameStep = fresh_name

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import errno
 import os
-import socket
 import stat
 import time
 from _thread import get_ident
@@ -228,7 +227,7 @@ def _perform(request: Syscall[Any], stdin: BinaryIO, stop: StopFlag | None) -> o
         case GetPid():
             return os.getpid()
         case GetHostname():
-            return socket.gethostname()
+            return os.uname().nodename
         case GetRandom(bits):
             return _random(bits)
         case Sleep(seconds):

@@ -14,7 +14,8 @@ separator): "/" -> "\\057", ":" -> "\\072"; also "," -> "\\054" (the field separ
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+
+from maildircheck.model.record import Record
 
 _ESCAPES = {"\\": "\\134", "/": "\\057", ":": "\\072", ",": "\\054"}
 _UNESCAPES = {v: k for k, v in _ESCAPES.items()}
@@ -39,8 +40,7 @@ def unescape_host(escaped: str) -> str:
     return _ESCAPED.sub(lambda m: _UNESCAPES[m.group(0)], escaped)
 
 
-@dataclass(frozen=True)
-class NameParts:
+class NameParts(Record):
     seconds: int
     microseconds: int
     pid: int

@@ -8,14 +8,13 @@ checker judges it against the file system (specs/requirements.md, P2 and P4).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Literal
 
+from maildircheck.model.record import Record
 from maildircheck.model.syscalls import Syscall, SyscallGen
 
 
-@dataclass(frozen=True)
-class DeliveryRequest:
+class DeliveryRequest(Record):
     """Where to deliver, and how. The message itself is read with `ReadInput`.
 
     The defaults deliver the input byte for byte into `maildir` (what the checker runs);
@@ -37,8 +36,7 @@ class DeliveryRequest:
     refuse_empty: bool = False  # D6: an empty message is a permanent (data) failure
 
 
-@dataclass(frozen=True)
-class Delivered:
+class Delivered(Record):
     name: str
     reason: str = "delivered"
 
@@ -46,8 +44,7 @@ class Delivered:
         return f"delivered {self.name}"
 
 
-@dataclass(frozen=True)
-class TemporaryFailure:
+class TemporaryFailure(Record):
     reason: str
 
     def __str__(self) -> str:
@@ -59,8 +56,7 @@ PermanentCause = Literal["policy", "data"]
 its envelope is unusable (an empty message, a line break in SENDER) - D3."""
 
 
-@dataclass(frozen=True)
-class PermanentFailure:
+class PermanentFailure(Record):
     reason: str
     cause: PermanentCause = "policy"
 

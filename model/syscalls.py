@@ -6,16 +6,17 @@ reply value or an `OSError` carrying an errno. `call` is the one place that yiel
 trio's `_core/_traps.py`): algorithms write `fd = yield from call(Open(...))` and get a typed
 value back, or the `OSError` raised at that point, exactly as the `os` module would raise it.
 
-Every value is frozen and has a short, readable `str` so that a shrunk counterexample reads
-like an strace log.
+Every value is frozen (a `Record`, not a dataclass: start-up cost, model/record.py) and has
+a short, readable `str` so that a shrunk counterexample reads like an strace log.
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Generator
-from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
+
+from maildircheck.model.record import Record
 
 R = TypeVar("R")
 
@@ -45,8 +46,7 @@ class FileKind(enum.Enum):
     SYMLINK = "symlink"
 
 
-@dataclass(frozen=True)
-class StatResult:
+class StatResult(Record):
     """What stat/lstat/fstat report. Times are integer microseconds since the epoch."""
 
     dev: int
@@ -63,8 +63,7 @@ class StatResult:
         return f"{{dev={self.dev} ino={self.ino} {kind} nlink={self.nlink} size={self.size}}}"
 
 
-@dataclass(frozen=True)
-class ClockReading:
+class ClockReading(Record):
     seconds: int
     microseconds: int
 
@@ -72,7 +71,7 @@ class ClockReading:
         return f"{self.seconds}.{self.microseconds:06d}"
 
 
-class Syscall(Generic[R]):
+class Syscall(Record, Generic[R]):
     """Base of every request. `R` is the type of a successful reply."""
 
     __slots__ = ()
@@ -86,7 +85,6 @@ def _q(path: str) -> str:
     return '"' + path + '"'
 
 
-@dataclass(frozen=True)
 class Open(Syscall[int]):
     path: str
     flags: OpenFlag
@@ -100,7 +98,6 @@ class Open(Syscall[int]):
         return (self.path,)
 
 
-@dataclass(frozen=True)
 class Write(Syscall[int]):
     """Reply: the number of bytes written (a short write is a legal reply). With `at`, a
     pwrite(2): written at that offset, the file offset unchanged."""
@@ -115,7 +112,6 @@ class Write(Syscall[int]):
         return f"write({self.fd}, <{len(self.data)} bytes>)"
 
 
-@dataclass(frozen=True)
 class Read(Syscall[bytes]):
     fd: int
     size: int
@@ -124,7 +120,6 @@ class Read(Syscall[bytes]):
         return f"read({self.fd}, {self.size})"
 
 
-@dataclass(frozen=True)
 class Fsync(Syscall[None]):
     fd: int
 
@@ -132,7 +127,6 @@ class Fsync(Syscall[None]):
         return f"fsync({self.fd})"
 
 
-@dataclass(frozen=True)
 class Fdatasync(Syscall[None]):
     fd: int
 
@@ -140,7 +134,6 @@ class Fdatasync(Syscall[None]):
         return f"fdatasync({self.fd})"
 
 
-@dataclass(frozen=True)
 class Close(Syscall[None]):
     fd: int
 
@@ -148,7 +141,6 @@ class Close(Syscall[None]):
         return f"close({self.fd})"
 
 
-@dataclass(frozen=True)
 class Link(Syscall[None]):
     src: str
     dst: str
@@ -160,7 +152,6 @@ class Link(Syscall[None]):
         return (self.src, self.dst)
 
 
-@dataclass(frozen=True)
 class Rename(Syscall[None]):
     """rename(2); with `noreplace`, renameat2(RENAME_NOREPLACE): EEXIST if dst exists."""
 
@@ -177,7 +168,6 @@ class Rename(Syscall[None]):
         return (self.src, self.dst)
 
 
-@dataclass(frozen=True)
 class Unlink(Syscall[None]):
     path: str
 
@@ -188,7 +178,6 @@ class Unlink(Syscall[None]):
         return (self.path,)
 
 
-@dataclass(frozen=True)
 class Mkdir(Syscall[None]):
     path: str
     mode: int = 0o700
@@ -200,7 +189,6 @@ class Mkdir(Syscall[None]):
         return (self.path,)
 
 
-@dataclass(frozen=True)
 class Stat(Syscall[StatResult]):
     path: str
 
@@ -211,7 +199,6 @@ class Stat(Syscall[StatResult]):
         return (self.path,)
 
 
-@dataclass(frozen=True)
 class Lstat(Syscall[StatResult]):
     path: str
 
@@ -222,7 +209,6 @@ class Lstat(Syscall[StatResult]):
         return (self.path,)
 
 
-@dataclass(frozen=True)
 class Fstat(Syscall[StatResult]):
     fd: int
 
@@ -230,7 +216,6 @@ class Fstat(Syscall[StatResult]):
         return f"fstat({self.fd})"
 
 
-@dataclass(frozen=True)
 class ListDir(Syscall[tuple[str, ...]]):
     """Reply: the entry names, sorted (the model and the OS driver both sort)."""
 
@@ -243,7 +228,6 @@ class ListDir(Syscall[tuple[str, ...]]):
         return (self.path,)
 
 
-@dataclass(frozen=True)
 class FsyncDir(Syscall[None]):
     """open(path, O_RDONLY|O_DIRECTORY); fsync; close - made durable as one request."""
 
@@ -256,7 +240,6 @@ class FsyncDir(Syscall[None]):
         return (self.path,)
 
 
-@dataclass(frozen=True)
 class Sync(Syscall[None]):
     """sync(2) or syncfs(2): every pending write of the file system is made durable."""
 
@@ -264,25 +247,21 @@ class Sync(Syscall[None]):
         return "sync()"
 
 
-@dataclass(frozen=True)
 class GetTime(Syscall[ClockReading]):
     def __str__(self) -> str:
         return "gettimeofday()"
 
 
-@dataclass(frozen=True)
 class GetPid(Syscall[int]):
     def __str__(self) -> str:
         return "getpid()"
 
 
-@dataclass(frozen=True)
 class GetHostname(Syscall[str]):
     def __str__(self) -> str:
         return "gethostname()"
 
 
-@dataclass(frozen=True)
 class GetRandom(Syscall[int]):
     """Reply: a non-negative integer below 2**bits (getrandom(2))."""
 
@@ -292,7 +271,6 @@ class GetRandom(Syscall[int]):
         return f"getrandom({self.bits} bits)"
 
 
-@dataclass(frozen=True)
 class Sleep(Syscall[None]):
     seconds: float
 
@@ -300,7 +278,6 @@ class Sleep(Syscall[None]):
         return f"sleep({self.seconds})"
 
 
-@dataclass(frozen=True)
 class ReadInput(Syscall[bytes]):
     """Read up to `size` bytes of the message from standard input; b"" at end of input."""
 

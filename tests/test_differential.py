@@ -30,7 +30,7 @@ import os
 import shutil
 import stat
 import tempfile
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -50,6 +50,7 @@ from maildircheck.impl.drivers import perform_on_os
 from maildircheck.model.fs import FileSystem
 from maildircheck.model.kernel import Kernel, Process
 from maildircheck.model.persistence import PROFILES
+from maildircheck.model.record import replace
 from maildircheck.model.syscalls import (
     Close,
     FileKind,
@@ -408,7 +409,7 @@ def agree(*requests: Syscall[Any]) -> None:
                 for name in ("path", "src", "dst")
                 if hasattr(request, name)
             }
-            pair.run(replace(request, **absolute))  # type: ignore[type-var]
+            pair.run(replace(request, **absolute))
         pair.compare_tree()
     finally:
         pair.close()
