@@ -41,14 +41,6 @@ SCRIPT = Path(sys.executable).with_name("maildir-deliver")
 CONVENTIONS = [([], 111, 100, 100), (["--exit-codes", "sysexits"], 75, 77, 65)]
 
 
-@pytest.fixture
-def maildir(tmp_path: Path) -> Path:
-    root = tmp_path / "Maildir"
-    for sub in ("", "tmp", "new", "cur"):
-        (root / sub).mkdir()
-    return root
-
-
 def entries(root: Path, sub: str) -> list[str]:
     return sorted(os.listdir(root / sub))
 

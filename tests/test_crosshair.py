@@ -18,8 +18,9 @@ flags, which `parse_name` cannot read back), must be reported within the same bu
 
 CrossHair is given file paths, not module names: its option lookup reads each parent
 package's `__init__.py` through importlib.resources, which fails for the `maildircheck`
-namespace package of an editable install (NotADirectoryError); impl/naming.py imports
-nothing from the project, so loading it as a file is the same code.
+namespace package of an editable install (NotADirectoryError); impl/naming.py imports only
+`maildircheck.model.record` from the project, which a file loaded by path imports through
+the installed package like any module, so loading it as a file is the same code.
 """
 
 from __future__ import annotations

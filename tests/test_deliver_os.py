@@ -68,14 +68,6 @@ NO_STDIN = io.BytesIO(b"")
 CONVENTIONS = [([], 111, 100), (["--exit-codes", "sysexits"], 75, 77)]
 
 
-@pytest.fixture
-def maildir(tmp_path: Path) -> Path:
-    root = tmp_path / "Maildir"
-    for sub in ("", "tmp", "new", "cur"):
-        (root / sub).mkdir()
-    return root
-
-
 def entries(root: Path, sub: str) -> list[str]:
     return sorted(os.listdir(root / sub))
 
