@@ -214,7 +214,9 @@ class Matrix:
                     details.append(
                         f'<section id="{esc(self.anchor(row.name, e))}"><h3>{esc(row.name)} '
                         f"(traced) on {esc(e)}</h3><p>{esc(str(violation))}</p>"
-                        f"<pre>{esc(row.counterexample(e))}</pre>"
+                        f'<div class="diagram">{render_svg(row.results[e].timeline())}</div>'
+                        f"<details><summary>as text</summary>"
+                        f"<pre>{esc(row.counterexample(e))}</pre></details>"
                         f"<p>Replay:</p><pre class='replay'>{esc(row.replay)}</pre></section>"
                     )
         return (

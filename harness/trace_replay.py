@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from maildircheck.harness.timeline import Timeline
 from maildircheck.harness.trace_model import Dup, Event, Fork, Seek, Step, Unmodeled
 from maildircheck.harness.world import ROOT, Host, short, show
 from maildircheck.model.kernel import Kernel, Process
@@ -62,6 +63,19 @@ class ReplayResult:
     explanation: list[str] = field(default_factory=list)
     stopped: str | None = None  # why the replay ended early (unmodeled call, disagreement)
     outcome: Outcome | None = None
+
+    def timeline(self) -> Timeline:
+        """The replay as the checker's timeline (for the SVG diagram): each call with its
+        strace line, the exit, and the violation with what a crash could keep or lose."""
+        timeline = Timeline()
+        for step in self.steps:
+            if step.line:
+                timeline.syscall(step.lane, step.text, f"{step.reply}  [strace line {step.line}]")
+            else:
+                timeline.event(step.lane, step.text)
+        if self.violation is not None:
+            timeline.event("check", f"VIOLATED {self.violation}", self.explanation)
+        return timeline
 
     @property
     def verdict(self) -> str:

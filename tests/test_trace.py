@@ -402,3 +402,18 @@ def test_nfs_environments_replay_on_a_client_host() -> None:
     assert [r.verdict for r in report.results] == ["holds", "holds", "violated"]
     assert report.as_json()["results"][2]["environment_cannot"] is True
     assert any("no agent can keep P1/P2 here" in line for line in render(report))
+
+
+@NEEDS_STRACE
+def test_a_traced_counterexample_is_drawn_as_svg_in_the_html_matrix(tmp_path: Path) -> None:
+    """Issue 4 reports: a traced row's counterexample is a timeline diagram too - its
+    calls with their strace lines, the exit, and the violation band."""
+    flawed = " ".join(_script(tmp_path, "import sys; open(sys.argv[1] + '/new/m', 'w')"))
+    out = tmp_path / "m.html"
+    args = ["matrix", "--envs", "sync", "--no-progress", "--format", "html"]
+    assert main([*args, "--output", str(out), "--trace", f"bad={flawed}"]) == 0
+    page = out.read_text()
+    section = page[page.index('<section id="bad--sync">') :]
+    svg = section[section.index("<svg") : section.index("</svg>")]
+    assert 'class="band violation"' in svg
+    assert "open(&quot;new/m&quot;" in svg and "[strace line" in svg
