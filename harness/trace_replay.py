@@ -102,7 +102,6 @@ def outcome_of(
 @dataclass
 class _Replay:
     host: Host
-    record: DeliveryRecord
     kernel: Kernel
     result: ReplayResult
     procs: dict[int, Process] = field(default_factory=dict)
@@ -209,7 +208,7 @@ def replay(
     host.records.append(record)
     kernel = host.kernels[next(iter(host.kernels))]
     result = ReplayResult(env)
-    run = _Replay(host, record, kernel, result)
+    run = _Replay(host, kernel, result)
     for event in events:
         if not run.apply(event):
             return result
