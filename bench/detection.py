@@ -26,12 +26,13 @@ import statistics
 import time
 from typing import Any
 
+from maildircheck.harness.check import Check
+from maildircheck.harness.host import MESSAGES, ROOT, Host
 from maildircheck.harness.verify import verify
-from maildircheck.harness.world import MESSAGES, ROOT, Host
 from maildircheck.impl.deliver import deliver
 from maildircheck.impl.strategies import CATALOGUE
+from maildircheck.model.environments import ENVIRONMENTS, LOCAL
 from maildircheck.model.outcome import DeliveryRequest
-from maildircheck.model.persistence import PROFILES
 
 # The NFS rows (issue 3): a flaw, the NFS environment and the faults that expose it there.
 NFS_ROWS = (
@@ -48,13 +49,13 @@ def detection(
     name: str, seeds: int, max_examples: int, env: str = "", faults: tuple[str, ...] | None = None
 ) -> dict[str, Any]:
     info = CATALOGUE[name]
-    local = [e for e in info.unsafe_on if not e.startswith("nfs")]
+    local = [e for e in info.unsafe_on if not ENVIRONMENTS[e].is_nfs]
     env = env or ("ext4-ordered" if "ext4-ordered" in local else (local or info.unsafe_on)[0])
     faults = info.exposed_by if faults is None else faults
     quality = "P6" in info.expected
     runs = []
     for s in range(1, seeds + 1):
-        v = verify(name, env, faults, max_examples=max_examples, seed_value=s, quality=quality)
+        v = verify(Check.of(name, env, faults, max_examples=max_examples, seed=s, quality=quality))
         runs.append(v)
     caught = [v for v in runs if v.violation is not None and v.violation.prop in info.expected]
     secs = [v.seconds for v in caught]
@@ -78,7 +79,7 @@ def simulator_rate(seconds: float = 2.0) -> float:
     """Syscalls per second of the bare model: the correct delivery, repeated."""
     count, started = 0, time.perf_counter()
     while time.perf_counter() - started < seconds:
-        host = Host("posix")
+        host = Host(ENVIRONMENTS["posix"])
         proc, _ = host.spawn_delivery("D1", 100, "m1")
         gen = deliver(DeliveryRequest(ROOT))
         request = next(gen)
@@ -93,10 +94,10 @@ def simulator_rate(seconds: float = 2.0) -> float:
 
 def checker_rates(max_examples: int) -> dict[str, float]:
     rates = {}
-    for env in PROFILES:
-        v = verify("correct", env, max_examples=max_examples, seed_value=1)
+    for env in LOCAL:
+        v = verify(Check.of("correct", env, max_examples=max_examples, seed=1))
         assert v.holds, v.violation
-        rates[env] = round(v.syscalls / v.seconds)
+        rates[env.name] = round(v.syscalls / v.seconds)
     return rates
 
 
@@ -108,7 +109,7 @@ def main() -> None:
     parser.add_argument("--no-nfs", action="store_true", help="skip the NFS rows")
     args = parser.parse_args()
     names = args.only or [
-        n for n, i in CATALOGUE.items() if i.bug_class and not i.unsafe_on[0].startswith("nfs")
+        n for n, i in CATALOGUE.items() if i.bug_class and not ENVIRONMENTS[i.unsafe_on[0]].is_nfs
     ]
     result = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},

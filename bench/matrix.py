@@ -11,7 +11,7 @@ import argparse
 import json
 import os
 
-from maildircheck.harness.matrix import run_matrix
+from maildircheck.harness.matrix import cell_checks, run_matrix
 from maildircheck.impl.strategies import CATALOGUE
 
 
@@ -22,9 +22,8 @@ def main() -> None:
     parser.add_argument("--envs", help="comma-separated (default: every environment)")
     args = parser.parse_args()
     envs = args.envs.split(",") if args.envs else None
-    m = run_matrix(
-        list(CATALOGUE), envs, max_examples=args.max_examples, seed_value=1, workers=args.workers
-    )
+    checks = cell_checks(list(CATALOGUE), envs, max_examples=args.max_examples, seed=1)
+    m = run_matrix(checks, workers=args.workers)
     print(
         json.dumps(
             {

@@ -1,7 +1,8 @@
 """`maildircheck`: the checker's command line.
 
-This module owns parsing the command line, the exit codes, the JSON output and the demo;
-the human reports are `maildircheck.harness.report`'s, the check is
+This module owns parsing the command line into a `Check` (harness/check.py: `check_from`,
+and `parse_check`, the inverse of `Check.argv`), the exit codes, the JSON output and the
+demo; the human reports are `maildircheck.harness.report`'s, running a check is
 `maildircheck.harness.verify.verify`.
 
     maildircheck verify --strategy NAME|path/to/file.py:function --env PROFILE
@@ -36,10 +37,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from maildircheck.harness import trace_cli
-from maildircheck.impl.strategies import CATALOGUE, StrategyError, describe
-from maildircheck.model.faults import DEFAULT_FAULTS, FAULTS, NFS_ONLY, parse_faults
-from maildircheck.model.nfs import NFS_ENVS
-from maildircheck.model.persistence import PROFILES
+from maildircheck.harness.check import Check, CheckError
+from maildircheck.impl.strategies import CATALOGUE
+from maildircheck.model.environments import ENVIRONMENTS
+from maildircheck.model.faults import DEFAULT_FAULTS, FAULTS, names
 from maildircheck.model.properties import PROPERTIES
 
 if TYPE_CHECKING:
@@ -68,16 +69,6 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see {self.prog} --help)")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 def _int(text: str) -> int:
     try:
         return int(text)
@@ -90,13 +81,6 @@ def _names(text: str) -> list[str]:
     if not names:
         raise argparse.ArgumentTypeError("expected a comma-separated list of names")
     return names
-
-
-def _faults(text: str) -> tuple[str, ...]:
-    try:
-        return parse_faults(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _progress_flag(parser: argparse.ArgumentParser) -> None:
@@ -135,20 +119,18 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--env",
         required=True,
-        choices=[*PROFILES, *NFS_ENVS],
         metavar="PROFILE",
-        help=f"persistence profile or NFS environment: {', '.join([*PROFILES, *NFS_ENVS])}",
+        help=f"persistence profile or NFS environment: {', '.join(ENVIRONMENTS)}",
     )
     check.add_argument(
         "--faults",
-        type=_faults,
-        default=DEFAULT_FAULTS,
+        default=names(DEFAULT_FAULTS),
         metavar="LIST",
-        help=f"comma-separated faults, 'none' or 'all' (default: {','.join(DEFAULT_FAULTS)})",
+        help="comma-separated faults, 'none' or 'all' (default: %(default)s)",
     )
     check.add_argument(
         "--max-examples",
-        type=_positive_int,
+        type=_int,
         default=200,
         metavar="N",
         help="how many runs Hypothesis generates (default: %(default)s)",
@@ -165,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument(
         "--workers",
-        type=_positive_int,
+        type=_int,
         default=1,
         metavar="N",
         help="spread the search over N processes (seeds S..S+N-1, the budget shared)",
@@ -198,9 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     matrix.add_argument("--strategies", type=_names, help="comma-separated (default: all)")
     matrix.add_argument("--envs", type=_names, help="comma-separated (default: all)")
-    matrix.add_argument("--max-examples", type=_positive_int, default=200, metavar="N")
+    matrix.add_argument("--max-examples", type=_int, default=200, metavar="N")
     matrix.add_argument("--seed", type=_int, default=1, metavar="S")
-    matrix.add_argument("--workers", type=_positive_int, default=1, metavar="N")
+    matrix.add_argument("--workers", type=_int, default=1, metavar="N")
     matrix.add_argument("--format", choices=("md", "json", "html"), default="md")
     matrix.add_argument("--output", metavar="FILE", help="write here instead of stdout")
     matrix.add_argument(
@@ -239,14 +221,19 @@ def catalogue() -> dict[str, Any]:
             for info in CATALOGUE.values()
         ],
         "profiles": [
-            {"name": p.name, "summary": p.summary, "specs": list(p.specs)}
-            for p in PROFILES.values()
-        ]
-        + [
-            {"name": e.name, "summary": e.summary, "specs": list(e.specs)}
-            for e in NFS_ENVS.values()
+            {"name": e.name, "summary": e.summary, "specs": list(e.specs), "nfs": e.is_nfs}
+            for e in ENVIRONMENTS.values()
         ],
-        "faults": [{"name": f.name, "summary": f.summary, "spec": f.spec} for f in FAULTS.values()],
+        "faults": [
+            {
+                "name": f.name,
+                "summary": f.summary,
+                "spec": f.spec,
+                "family": f.family.value,
+                "nfs_only": f.nfs_only,
+            }
+            for f in FAULTS.values()
+        ],
         "properties": [
             {
                 "id": p.id,
@@ -257,78 +244,53 @@ def catalogue() -> dict[str, Any]:
             }
             for p in PROPERTIES.values()
         ],
-        "default_faults": list(DEFAULT_FAULTS),
+        "default_faults": [f.name for f in DEFAULT_FAULTS],
     }
 
 
-def _run_verify(
-    strategy: str,
-    env: str,
-    faults: tuple[str, ...],
-    max_examples: int,
-    seed: int | None,
-    quality: bool,
-    strict_lifecycle: bool,
-    workers: int = 1,
-    progress: bool | None = False,
-) -> Verdict:
+def check_from(args: argparse.Namespace) -> Check:
+    """The Check a parsed `verify` command line names (validated there, once)."""
+    try:
+        return Check.of(
+            args.strategy,
+            args.env,
+            args.faults,
+            max_examples=args.max_examples,
+            seed=args.seed,
+            quality=args.quality,
+            strict_lifecycle=args.strict_lifecycle,
+            workers=args.workers,
+        )
+    except CheckError as err:
+        raise UsageError(str(err)) from None
+
+
+def parse_check(argv: Sequence[str]) -> Check:
+    """`maildircheck` arguments (`check.argv()`) -> the Check; UsageError if they name none."""
+    args = build_parser().parse_args(list(argv))
+    if args.command != "verify":
+        raise UsageError(f"not a verify command line: {' '.join(argv)}")
+    return check_from(args)
+
+
+def _verify(check: Check, progress: bool | None) -> Verdict:
     from maildircheck.harness.progress import for_stderr
     from maildircheck.harness.verify import verify
 
-    if workers > 1:
-        from maildircheck.harness.parallel import verify_parallel
-
-        return verify_parallel(
-            strategy,
-            env,
-            faults,
-            workers=workers,
-            max_examples=max_examples,
-            seed_value=seed,
-            quality=quality,
-            strict_lifecycle=strict_lifecycle,
-            progress=for_stderr(progress),
-        )
-    return verify(
-        strategy,
-        env,
-        faults,
-        max_examples=max_examples,
-        seed_value=seed,
-        quality=quality,
-        strict_lifecycle=strict_lifecycle,
-        progress=for_stderr(progress),
-    )
+    return verify(check, for_stderr(progress))
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    try:
-        info = describe(args.strategy)
-    except StrategyError as err:
-        raise UsageError(str(err)) from None
-    explicit_nfs = set(NFS_ONLY) & set(args.faults)
-    if explicit_nfs and set(args.faults) != set(FAULTS) and args.env not in NFS_ENVS:
-        raise UsageError(f"fault {sorted(explicit_nfs)[0]!r} needs an NFS environment (nfs3-*)")
-    run = (
-        args.strategy,
-        args.env,
-        args.faults,
-        args.max_examples,
-        args.seed,
-        args.quality,
-        args.strict_lifecycle,
-        args.workers,
-        args.progress,
-    )
+    check = check_from(args)
     if args.json:
         with contextlib.redirect_stdout(sys.stderr):  # a chatty strategy must not corrupt it
-            verdict = _run_verify(*run)
+            verdict = _verify(check, args.progress)
         print(json.dumps(verdict.as_json(), indent=2))
     else:
-        verdict = _run_verify(*run)
+        verdict = _verify(check, args.progress)
         from maildircheck.harness.report import print_verdict
 
-        print_verdict(verdict, info, args.max_examples)
+        print_verdict(verdict, check.max_examples)
     return 0 if verdict.holds else 1
 
 
@@ -344,28 +306,19 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
-    from maildircheck.harness.matrix import run_matrix, trace_rows
+    from maildircheck.harness.matrix import cell_checks, run_matrix, trace_rows
     from maildircheck.harness.progress import for_stderr
     from maildircheck.harness.trace_run import TraceSetupError
 
-    strategies = args.strategies or ([] if args.trace and not args.strategies else list(CATALOGUE))
-    envs = args.envs or [*PROFILES, *NFS_ENVS]
-    for s in strategies:
-        try:
-            describe(s)
-        except StrategyError as err:
-            raise UsageError(str(err)) from None
-    for e in envs:
-        if e not in PROFILES and e not in NFS_ENVS:
-            raise UsageError(f"unknown environment {e!r}")
-    result = run_matrix(
-        strategies,
-        envs,
-        max_examples=args.max_examples,
-        seed_value=args.seed,
-        progress=for_stderr(args.progress),
-        workers=args.workers,
-    )
+    strategies = args.strategies or ([] if args.trace else list(CATALOGUE))
+    envs = args.envs or list(ENVIRONMENTS)
+    if args.workers < 1:
+        raise UsageError(f"--workers must be a positive integer, got {args.workers}")
+    try:
+        checks = cell_checks(strategies, envs, max_examples=args.max_examples, seed=args.seed)
+    except CheckError as err:
+        raise UsageError(str(err)) from None
+    result = run_matrix(checks, envs, progress=for_stderr(args.progress), workers=args.workers)
     try:
         result.traced = trace_rows(args.trace, envs)
     except (TraceSetupError, ValueError) as err:
@@ -384,6 +337,9 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     return 0
 
 
+DEMO = Check.of(DEMO_STRATEGY, DEMO_ENV, seed=DEMO_SEED)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from maildircheck.harness.report import print_verdict
 
@@ -391,8 +347,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"Demo: checking {DEMO_STRATEGY} (vpopmail's maildir delivery) under {DEMO_ENV} "
         f"with the default faults, seed {DEMO_SEED}.\n"
     )
-    verdict = _run_verify(DEMO_STRATEGY, DEMO_ENV, DEFAULT_FAULTS, 200, DEMO_SEED, False, False)
-    print_verdict(verdict, CATALOGUE[DEMO_STRATEGY], 200)
+    verdict = _verify(DEMO, False)
+    print_verdict(verdict, DEMO.max_examples)
     if verdict.holds:
         print("\nDemo FAILED: the known violation was not found.")
         return 1

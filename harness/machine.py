@@ -21,12 +21,23 @@ from typing import Any, ClassVar
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 
-from maildircheck.harness import world
 from maildircheck.harness.actors import cleaner, reader
+from maildircheck.harness.check import Check
+from maildircheck.harness.host import ROOT, Host, short, show, start
 from maildircheck.harness.timeline import Timeline
-from maildircheck.model.faults import FAULT_KINDS, FAULTS, REPLY_FAULTS, kind_of_type
+from maildircheck.model.faults import (
+    CLIENT_CRASH,
+    FAULT_KINDS,
+    FAULTS,
+    KILL,
+    POWER_LOSS,
+    SERVER_CRASH,
+    SIGTERM,
+    Family,
+    Fault,
+    kind_of_type,
+)
 from maildircheck.model.lifecycle import Stage
-from maildircheck.model.nfs import NFS_ENVS
 from maildircheck.model.outcome import DeliveryRequest, Outcome, PermanentFailure, Strategy
 from maildircheck.model.persistence import CrashChoice
 from maildircheck.model.properties import DeliveryRecord, Violation
@@ -41,15 +52,6 @@ class PropertyViolated(AssertionError):
     def __init__(self, violation: Violation) -> None:
         super().__init__(str(violation))
         self.violation = violation
-
-
-@dataclass
-class Config:
-    strategy: Strategy
-    env: str  # a persistence profile, or an NFS environment (model.nfs)
-    faults: tuple[str, ...]
-    fail_on: frozenset[str]
-    strict_lifecycle: bool = False
 
 
 @dataclass
@@ -77,17 +79,18 @@ class Actor:
     interrupt: bool = False
     terminated: bool = False  # SIGTERM was sent (once: a second one changes nothing)
     entropy: int = 0  # what getrandom answers this process
-    armed: tuple[str, str] | None = None  # (fault, syscall kind) waiting for its request
+    armed: tuple[Fault, str] | None = None  # (fault, syscall kind) waiting for its request
 
 
 class DeliveryMachine(RuleBasedStateMachine):
-    config: ClassVar[Config]
-    log: ClassVar[RunLog]
+    check: ClassVar[Check]  # what `machine_for` built the rules for; its faults are searched
 
-    def __init__(self) -> None:
+    def __init__(self, log: RunLog | None = None) -> None:
         super().__init__()
-        crashes = bool({"power-loss", "server-crash"} & set(self.config.faults))
-        self.host = world.Host(self.config.env, crashes)
+        self.log = RunLog() if log is None else log
+        self.strategy: Strategy = self.check.info.function
+        crashes = bool(self.check.env.storage_crashes(self.check.faults))
+        self.host = Host(self.check.env, crashes)
         self.timeline = Timeline()
         self.actors: list[Actor] = []
         self.reader_memory: set[str] = set()
@@ -111,7 +114,7 @@ class DeliveryMachine(RuleBasedStateMachine):
         pid: int,
         count: int,
         entropy: int,
-        fault: tuple[str, str] | None,
+        fault: tuple[Fault, str] | None,
         on: int = 0,
     ) -> None:
         """The MTA starts a delivery (or a retry) of a message not yet delivered, and the
@@ -126,7 +129,7 @@ class DeliveryMachine(RuleBasedStateMachine):
         self.count += 1
         label = f"D{self.count}"
         proc, record = self.host.spawn_delivery(label, free[pid % len(free)], message, on)
-        gen = world.start(self.config.strategy, DeliveryRequest(world.ROOT))
+        gen = start(self.strategy, DeliveryRequest(ROOT))
         actor = Actor(label, "deliver", proc, gen, None, record, entropy=entropy)
         self.actors.append(actor)
         self.timeline.event(
@@ -135,13 +138,13 @@ class DeliveryMachine(RuleBasedStateMachine):
         self._advance(actor, None)
         self._run(actor, count, fault)
 
-    def run_delivery(self, which: int, count: int, fault: tuple[str, str] | None) -> None:
+    def run_delivery(self, which: int, count: int, fault: tuple[Fault, str] | None) -> None:
         """Run one delivering process for up to `count` syscalls. `fault` = (fault, kind)
         arms that fault for the process's next request of that kind (X4-X7)."""
         live = self.deliveries()
         self._run(live[which % len(live)], count, fault)
 
-    def _run(self, actor: Actor, count: int, fault: tuple[str, str] | None) -> None:
+    def _run(self, actor: Actor, count: int, fault: tuple[Fault, str] | None) -> None:
         if fault is not None:
             actor.armed = fault
         for _ in range(count):
@@ -153,7 +156,7 @@ class DeliveryMachine(RuleBasedStateMachine):
                 armed
                 and request
                 and kind_of_type(type(request)) == armed[1]
-                and FAULTS[armed[0]].hits(request)
+                and armed[0].hits(request)
             ):
                 hit, actor.armed = armed[0], None
             self._syscall(actor, hit)
@@ -174,7 +177,7 @@ class DeliveryMachine(RuleBasedStateMachine):
         self.host.kernel_of(actor.proc).kill(actor.proc)
         self.timeline.event(
             self.host.lane(actor.proc),
-            f"is killed (kill -9) before {world.short(actor.request)}"
+            f"is killed (kill -9) before {short(actor.request)}"
             if actor.request
             else "is killed (kill -9)",
         )
@@ -216,7 +219,7 @@ class DeliveryMachine(RuleBasedStateMachine):
         actor = next((a for a in self.actors if a.kind == kind), None)
         if actor is None:
             gen = (
-                reader(world.ROOT, self.reader_memory) if kind == "reader" else cleaner(world.ROOT)
+                reader(ROOT, self.reader_memory) if kind == "reader" else cleaner(ROOT)
             )
             proc = self.host.spawn_helper(kind, 200 if kind == "reader" else 300)
             actor = Actor(kind[0].upper(), kind, proc, gen, None)
@@ -227,7 +230,7 @@ class DeliveryMachine(RuleBasedStateMachine):
                 return
             self._syscall(actor, None)
 
-    def _syscall(self, actor: Actor, fault: str | None) -> None:
+    def _syscall(self, actor: Actor, fault: Fault | None) -> None:
         request = actor.request
         assert request is not None
         before = self.host.visible()
@@ -235,14 +238,17 @@ class DeliveryMachine(RuleBasedStateMachine):
             actor.interrupt = False
             reply: object = Interrupted("SIGTERM")
             line = self.timeline.syscall(
-                self.host.lane(actor.proc), world.short(request), "interrupted (SIGTERM)"
+                self.host.lane(actor.proc), short(request), "interrupted (SIGTERM)"
             )
         else:
             reply = self.host.kernel_of(actor.proc).execute(
-                actor.proc, request, FAULTS[fault] if fault else None, actor.entropy
+                actor.proc, request, fault, actor.entropy
             )
             line = self.timeline.syscall(
-                self.host.lane(actor.proc), world.short(request), world.show(reply), fault or ""
+                self.host.lane(actor.proc),
+                short(request),
+                show(reply),
+                fault.name if fault else "",
             )
         self.log.syscalls += 1
         if actor.record is not None and isinstance(request, Unlink) and isinstance(reply, OSError):
@@ -254,7 +260,7 @@ class DeliveryMachine(RuleBasedStateMachine):
             self.last_key = key
             self._check(actor, before)
             for a in self.actors:
-                if a.record is not None and (a is actor or self.config.strict_lifecycle):
+                if a.record is not None and (a is actor or self.check.strict_lifecycle):
                     label = self._track_stage(a)
                     if a is actor and label:
                         line.transition = label
@@ -299,14 +305,14 @@ class DeliveryMachine(RuleBasedStateMachine):
         for violation in self.host.check(
             actor.label if actor else None, actor is not None and actor.kind == "reader", before
         ):
-            if violation.prop in self.config.fail_on:
+            if violation.prop in self.check.properties:
                 self._raise(violation)
             self.log.observed.setdefault(violation.prop, str(violation))
 
     def _raise(self, violation: Violation | None) -> None:
         if violation is None:
             return
-        if violation.prop not in self.config.fail_on:
+        if violation.prop not in self.check.properties:
             self.log.observed.setdefault(violation.prop, str(violation))
             return
         self.timeline.event("check", f"VIOLATED {violation}", self.host.explain(violation))
@@ -318,20 +324,21 @@ class DeliveryMachine(RuleBasedStateMachine):
         raise PropertyViolated(violation)
 
 
-def machine_for(config: Config, log: RunLog) -> type[DeliveryMachine]:
-    """A state-machine class bound to one configuration and one run log: only the enabled
-    faults become rules or draws, so no step of the search is spent on the others."""
+def machine_for(check: Check) -> type[DeliveryMachine]:
+    """A state-machine class with the rules of one check: only the faults it searches become
+    rules or draws, so no step of the search is spent on the others. Instances take the
+    search's `RunLog` (a fresh one when Hypothesis or HypoFuzz make them without)."""
     M = DeliveryMachine
     counts = st.integers(1, 40)
-    reply_faults = [f for f in REPLY_FAULTS if f in config.faults]
-    fault_draw: st.SearchStrategy[tuple[str, str] | None] = st.none()
+    env, faults = check.env, check.faults
+    reply_faults = [f for f in FAULTS.values() if f.family is Family.REPLY and f in faults]
+    fault_draw: st.SearchStrategy[tuple[Fault, str] | None] = st.none()
     if reply_faults:
-        aims = [(f, k) for f in reply_faults for k in FAULT_KINDS if FAULTS[f].can_hit(k)]
+        aims = [(f, k) for f in reply_faults for k in FAULT_KINDS if f.can_hit(k)]
         fault_draw = st.sampled_from([None, *aims])
     has_delivery = precondition(lambda self: bool(self.deliveries()))
     ns: dict[str, Any] = {
-        "config": config,
-        "log": log,
+        "check": check,
         "r_start": precondition(M.can_start)(
             rule(
                 which=st.integers(0, 2),
@@ -340,7 +347,7 @@ def machine_for(config: Config, log: RunLog) -> type[DeliveryMachine]:
                 entropy=st.integers(0, 3),
                 fault=fault_draw,
                 # which host runs it: only NFS has two
-                on=st.integers(0, 1) if config.env in NFS_ENVS else st.just(0),
+                on=st.integers(0, 1) if env.is_nfs else st.just(0),
             )(M.start_delivery)
         ),
         "r_run": has_delivery(
@@ -352,9 +359,9 @@ def machine_for(config: Config, log: RunLog) -> type[DeliveryMachine]:
         ),
         "r_clock": rule(jump=st.sampled_from(CLOCK_JUMPS))(M.advance_clock),
     }
-    if "kill" in config.faults:
+    if KILL in faults:
         ns["r_kill"] = has_delivery(rule(which=st.integers(0, 1))(M.kill))
-    if "sigterm" in config.faults:
+    if SIGTERM in faults:
         ns["r_sigterm"] = has_delivery(rule(which=st.integers(0, 1))(M.sigterm))
 
     def crash_rule(method: Any) -> Any:
@@ -362,11 +369,10 @@ def machine_for(config: Config, log: RunLog) -> type[DeliveryMachine]:
             method
         )
 
-    if "power-loss" in config.faults:
+    if POWER_LOSS in faults:
         ns["r_power"] = crash_rule(M.power_loss)
-    if config.env in NFS_ENVS:
-        if "server-crash" in config.faults:
-            ns["r_server"] = crash_rule(M.server_crash)
-        if "client-crash" in config.faults:
-            ns["r_client"] = rule(which=st.integers(0, 1))(M.client_crash)
-    return type("Check", (DeliveryMachine,), ns)
+    if SERVER_CRASH in faults:
+        ns["r_server"] = crash_rule(M.server_crash)
+    if CLIENT_CRASH in faults:
+        ns["r_client"] = rule(which=st.integers(0, 1))(M.client_crash)
+    return type("Rules", (DeliveryMachine,), ns)

@@ -1,7 +1,8 @@
 """The durability matrix: strategies x environments x properties.
 
-Each cell is one `verify` run with the environment's threat model (the default faults on a
-local disk; on NFS also server and client crashes, lost replies and soft time-outs). A cell
+Each cell is one `Check` (harness/check.py) with its environment's threat model
+(`Environment.threat`: the default faults on a local disk; on NFS also server and client
+crashes, lost replies and soft time-outs), built by `cell_checks` and run by `run_matrix`. A cell
 says which property broke first, if any, and links to its shrunk counterexample and the
 command that replays it. `as_markdown`, `as_json` and `as_html` render the same data; the
 HTML page is self-contained (no script, no external file) and draws each counterexample as
@@ -13,22 +14,17 @@ from __future__ import annotations
 import html
 import time
 from collections.abc import Iterable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
-from maildircheck.harness.parallel import one_check
+from maildircheck.harness.check import Check, CheckError
+from maildircheck.harness.parallel import completed
 from maildircheck.harness.progress import Progress
 from maildircheck.harness.svg import render_svg
 from maildircheck.harness.trace_replay import ReplayResult
 from maildircheck.harness.verify import Verdict
-from maildircheck.model.faults import DEFAULT_FAULTS
-from maildircheck.model.nfs import NFS_ENVS
-from maildircheck.model.persistence import PROFILES
+from maildircheck.model.environments import ENVIRONMENTS, environment
 from maildircheck.model.properties import SAFETY
-
-NFS_FAULTS = (*DEFAULT_FAULTS, "server-crash", "client-crash", "lost-reply", "soft-timeout")
-
 
 STYLE = (
     "body{font-family:sans-serif;margin:16px}td,th{border:1px solid #999;padding:4px 8px}"
@@ -36,11 +32,6 @@ STYLE = (
     "pre{font-size:12px;background:#f6f6f6;padding:8px;overflow-x:auto}"
     ".diagram{overflow-x:auto;margin:8px 0}section{margin-top:28px}"
 )
-
-
-def faults_for(env: str) -> tuple[str, ...]:
-    """The threat model a matrix column is checked under."""
-    return NFS_FAULTS if env in NFS_ENVS else DEFAULT_FAULTS
 
 
 @dataclass
@@ -81,7 +72,7 @@ class Matrix:
         return {
             "strategies": self.strategies,
             "envs": self.envs,
-            "faults": {env: list(faults_for(env)) for env in self.envs},
+            "faults": {env: [f.name for f in ENVIRONMENTS[env].threat] for env in self.envs},
             "seconds": round(self.seconds, 2),
             "cells": [
                 {
@@ -258,43 +249,52 @@ def result_text(v: Verdict) -> str:
     return "holds"
 
 
-def run_matrix(
+def cell_checks(
     strategies: Iterable[str],
     envs: Iterable[str] | None = None,
     *,
     max_examples: int = 200,
-    seed_value: int = 1,
+    seed: int = 1,
+) -> list[Check]:
+    """A Check per cell: every strategy under every environment (default: all of them),
+    each with its environment's threat model. Raises CheckError for a bad name."""
+    try:
+        columns = [environment(e) for e in (ENVIRONMENTS if envs is None else envs)]
+    except ValueError as err:
+        raise CheckError(str(err)) from None
+    return [
+        Check.of(s, e, e.threat, max_examples=max_examples, seed=seed)
+        for s in strategies
+        for e in columns
+    ]
+
+
+def run_matrix(
+    checks: Iterable[Check],
+    envs: Iterable[str] | None = None,
+    *,
     progress: Progress | None = None,
     workers: int = 1,
 ) -> Matrix:
-    """Run every strategy under every environment (all local profiles and NFS ones);
-    with `workers` > 1 the cells are spread over that many processes (same results).
-    `progress` hears of each cell as it starts and finishes (harness/progress.py)."""
-    strategy_list = list(strategies)
-    env_list = list(envs) if envs is not None else [*PROFILES, *NFS_ENVS]
-    pairs = [(s, e) for s in strategy_list for e in env_list]
-    jobs = [(s, e, faults_for(e), max_examples, seed_value, False, False) for s, e in pairs]
-    report = progress or Progress()
-    report.start("matrix", len(jobs), "cells")
+    """Run every cell's check; the columns are `envs` (default: the checks'
+    environments; a matrix of traced rows alone has columns and no checks). With `workers`
+    > 1 the cells are spread over that many processes (same results). `progress` hears
+    of each cell as it starts and finishes (harness/progress.py)."""
+    jobs = list(checks)
+    strategy_list = list(dict.fromkeys(c.strategy for c in jobs))
+    env_list = list(dict.fromkeys(c.env.name for c in jobs) if envs is None else envs)
+    progress = progress or Progress()
+    progress.start("matrix", len(jobs), "cells")
+    if workers > 1:
+        progress.now(f"{len(jobs)} cells on {workers} processes")
     started = time.perf_counter()
     cells: dict[tuple[str, str], Verdict] = {}
     try:
-        if workers > 1:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                running = {pool.submit(one_check, job): (job[0], job[1]) for job in jobs}
-                report.now(f"{len(jobs)} cells on {workers} processes")
-                for future in as_completed(running):
-                    s, e = running[future]
-                    cells[(s, e)] = future.result()
-                    report.advance(f"{s} on {e}", result_text(cells[(s, e)]))
-        else:
-            for job in jobs:
-                s, e = job[0], job[1]
-                report.now(f"{s} on {e}")
-                cells[(s, e)] = one_check(job)
-                report.advance(f"{s} on {e}", result_text(cells[(s, e)]))
+        for i, verdict in completed(jobs, workers, lambda c: progress.now(c.label)):
+            cells[(jobs[i].strategy, jobs[i].env.name)] = verdict
+            progress.advance(jobs[i].label, result_text(verdict))
     finally:
         broken = sum(1 for v in cells.values() if v.violation is not None)
-        report.stop(f"{len(cells)} cells, {broken} with a violation")
-    ordered = {pair: cells[pair] for pair in pairs}
+        progress.stop(f"{len(cells)} cells, {broken} with a violation")
+    ordered = {(c.strategy, c.env.name): cells[(c.strategy, c.env.name)] for c in jobs}
     return Matrix(strategy_list, env_list, ordered, time.perf_counter() - started)

@@ -1,75 +1,63 @@
-"""Spread one check over worker processes (`maildircheck verify --workers N`).
+"""Running Checks in worker processes: `verify --workers N` and the matrix's cells.
 
-Worker i runs the same search with seed S+i and its share of the example budget; the
-verdict keeps the shortest counterexample any worker found, and its replay command is
-that worker's own (seed and budget), so it reproduces in a single process. Counts add up;
-seconds are wall-clock. A `Progress` (harness/progress.py) hears of each search as it ends.
+`completed(checks, workers)` runs each Check (harness/check.py) with `verify` - in a pool of
+`workers` processes, or one after the other in this one - and yields each Verdict as it is
+ready. `verify_spread` is `verify --workers N`: the Check's shares (seed S+i, its part of
+the budget) run side by side; the verdict keeps the shortest counterexample any share
+found, and that share's Check is the verdict's, so its replay command reproduces in a
+single process. Counts add up; seconds are wall-clock. A `Progress`
+(harness/progress.py) hears of each search as it ends.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
+from maildircheck.harness.check import Check
 from maildircheck.harness.progress import Progress
 from maildircheck.harness.verify import Verdict, verify
 
 
-def one_check(args: tuple[str, str, tuple[str, ...], int, int, bool, bool]) -> Verdict:
-    """One verify run from a picklable tuple (strategy spec, env, faults, budget, seed,
-    quality, strict lifecycle) - what a worker process runs."""
-    strategy, env, faults, budget, seed, quality, strict = args
-    return verify(
-        strategy,
-        env,
-        faults,
-        max_examples=budget,
-        seed_value=seed,
-        quality=quality,
-        strict_lifecycle=strict,
-    )
+def completed(
+    checks: Sequence[Check], workers: int, starting: Callable[[Check], None] | None = None
+) -> Iterator[tuple[int, Verdict]]:
+    """(index, verdict) for each of `checks`, in the order they finish; `starting` hears
+    of each check as it starts when they run in this process."""
+    if workers > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            running = {pool.submit(verify, check): i for i, check in enumerate(checks)}
+            for future in as_completed(running):
+                yield running[future], future.result()
+        return
+    for i, check in enumerate(checks):
+        if starting is not None:
+            starting(check)
+        yield i, verify(check)
 
 
-def verify_parallel(
-    strategy: str,
-    env: str,
-    faults: tuple[str, ...],
-    *,
-    workers: int,
-    max_examples: int = 200,
-    seed_value: int | None = None,
-    quality: bool = False,
-    strict_lifecycle: bool = False,
-    progress: Progress | None = None,
-) -> Verdict:
-    """`progress` hears of each worker's search as it finishes."""
-    base = 1 if seed_value is None else seed_value
-    budget = max(1, -(-max_examples // workers))
-    jobs = [
-        (strategy, env, faults, budget, base + i, quality, strict_lifecycle) for i in range(workers)
-    ]
-    report = progress or Progress()
-    report.start(f"{strategy} on {env}", workers, "searches")
-    report.now(f"{workers} searches of {budget} examples, seeds {base}..{base + workers - 1}")
+def verify_spread(check: Check, progress: Progress | None = None) -> Verdict:
+    """`check` searched by its `workers` shares at once; `progress` hears of each share's
+    search as it finishes."""
+    shares = check.shares()
+    first, last, budget = shares[0].seed, shares[-1].seed, shares[0].max_examples
+    progress = progress or Progress()
+    progress.start(check.label, len(shares), "searches")
+    progress.now(f"{len(shares)} searches of {budget} examples, seeds {first}..{last}")
     started = time.perf_counter()
     done: dict[int, Verdict] = {}
     try:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            running = {pool.submit(one_check, job): i for i, job in enumerate(jobs)}
-            for future in as_completed(running):
-                v = done[running[future]] = future.result()
-                what = f"{v.violation.prop} violated" if v.violation else "no violation"
-                report.advance(f"seed {base + running[future]}", f"{what} ({v.examples} examples)")
+        for i, v in completed(shares, check.workers):
+            done[i] = v
+            what = f"{v.violation.prop} violated" if v.violation else "no violation"
+            progress.advance(f"seed {shares[i].seed}", f"{what} ({v.examples} examples)")
     finally:
-        report.stop(f"{len(done)} of {workers} searches done")
-    verdicts = [done[i] for i in range(workers)]
+        progress.stop(f"{len(done)} of {len(shares)} searches done")
+    verdicts = [done[i] for i in range(len(shares))]
     found = [v for v in verdicts if v.violation is not None and v.timeline is not None]
-    best = (
-        min(found, key=lambda v: v.timeline.syscalls if v.timeline else 0)
-        if found
-        else (verdicts[0])
-    )
+    best = min(found, key=lambda v: v.timeline.syscalls if v.timeline else 0, default=verdicts[0])
     observed: dict[str, str] = {}
     for v in verdicts:
         for prop, why in v.observed.items():

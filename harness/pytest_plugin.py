@@ -9,6 +9,7 @@ Installed with the package (entry point `pytest11`), it offers the fixture
 
 `assert_keeps` fails with the violated property, its shrunk timeline and the replay command;
 `assert_breaks` is its opposite (for a regression test that a known flaw is still seen).
+Each builds its `Check` (harness/check.py) the way the command line does.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from collections.abc import Iterable
 
 import pytest
 
+from maildircheck.harness.check import QUALITY, Check
 from maildircheck.harness.verify import Verdict, verify
-from maildircheck.model.faults import DEFAULT_FAULTS
+from maildircheck.model.faults import DEFAULT_FAULTS, Fault
 from maildircheck.model.properties import SAFETY
 
 
@@ -29,19 +31,16 @@ class Checker:
         self,
         strategy: str,
         env: str,
-        faults: Iterable[str] = DEFAULT_FAULTS,
+        faults: Iterable[str | Fault] = DEFAULT_FAULTS,
         *,
         max_examples: int = 200,
         seed: int = 1,
         quality: bool = False,
     ) -> Verdict:
         return verify(
-            strategy,
-            env,
-            tuple(faults),
-            max_examples=max_examples,
-            seed_value=seed,
-            quality=quality,
+            Check.of(
+                strategy, env, tuple(faults), max_examples=max_examples, seed=seed, quality=quality
+            )
         )
 
     def assert_keeps(
@@ -49,14 +48,14 @@ class Checker:
         strategy: str,
         env: str,
         properties: Iterable[str] = SAFETY,
-        faults: Iterable[str] = DEFAULT_FAULTS,
+        faults: Iterable[str | Fault] = DEFAULT_FAULTS,
         *,
         max_examples: int = 200,
         seed: int = 1,
     ) -> Verdict:
         wanted = tuple(properties)
         v = self.check(
-            strategy, env, faults, max_examples=max_examples, seed=seed, quality="P6" in wanted
+            strategy, env, faults, max_examples=max_examples, seed=seed, quality=QUALITY in wanted
         )
         if v.violation is not None and v.violation.prop in wanted:
             timeline = v.timeline.render() if v.timeline else ""
@@ -71,13 +70,13 @@ class Checker:
         strategy: str,
         env: str,
         prop: str,
-        faults: Iterable[str] = DEFAULT_FAULTS,
+        faults: Iterable[str | Fault] = DEFAULT_FAULTS,
         *,
         max_examples: int = 500,
         seed: int = 1,
     ) -> Verdict:
         v = self.check(
-            strategy, env, faults, max_examples=max_examples, seed=seed, quality=prop == "P6"
+            strategy, env, faults, max_examples=max_examples, seed=seed, quality=prop == QUALITY
         )
         if v.violation is None or v.violation.prop != prop:
             pytest.fail(

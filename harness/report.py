@@ -19,9 +19,6 @@ from rich.table import Table
 from rich.text import Text
 
 from maildircheck.harness.verify import ENVIRONMENT_WHY, Verdict
-from maildircheck.impl.strategies import StrategyInfo
-from maildircheck.model.nfs import NFS_ENVS
-from maildircheck.model.persistence import PROFILES
 from maildircheck.model.properties import PROPERTIES
 
 STATUS_STYLE = {
@@ -45,21 +42,20 @@ def strategy_summary(bug_class: str | None, summary: str) -> str:
     return f"{bug_class}: {rest}" if rest else bug_class
 
 
-def _header(verdict: Verdict, info: StrategyInfo | None, max_examples: int) -> Table:
+def _header(verdict: Verdict, max_examples: int) -> Table:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
-    strategy = verdict.strategy
-    if info is not None and (info.bug_class or info.summary):
+    check, info = verdict.check, verdict.check.info
+    strategy = check.strategy
+    if info.bug_class or info.summary:
         strategy += f"  ({strategy_summary(info.bug_class, info.summary)})"
     grid.add_row("strategy", Text(strategy))
-    if info is not None and info.expected:
+    if info.expected:
         grid.add_row("expected to break", Text(", ".join(info.expected)))
-    profile = PROFILES.get(verdict.env) or NFS_ENVS.get(verdict.env)
-    env = verdict.env + (f"  ({profile.summary})" if profile else "")
-    grid.add_row("env", Text(env))
-    grid.add_row("faults", Text(", ".join(verdict.faults) or "none"))
-    seed = "derandomized" if verdict.seed is None else f"seed {verdict.seed}"
+    grid.add_row("env", Text(f"{check.env.name}  ({check.env.summary})"))
+    grid.add_row("faults", Text(", ".join(f.name for f in check.faults) or "none"))
+    seed = "derandomized" if check.seed is None else f"seed {check.seed}"
     grid.add_row("budget", Text(f"{max_examples} examples, {seed}"))
     return grid
 
@@ -87,13 +83,12 @@ def _figures(verdict: Verdict) -> str:
     )
 
 
-def print_verdict(
-    verdict: Verdict, info: StrategyInfo | None, max_examples: int, console: Console | None = None
-) -> None:
-    """The human report of one `verify` run."""
+def print_verdict(verdict: Verdict, max_examples: int, console: Console | None = None) -> None:
+    """The human report of one `verify` run of `max_examples` examples (the verdict's own
+    Check is one worker's share when the run was spread)."""
     out = console or _console()
     out.print(Text("maildircheck verify", style="bold"))
-    out.print(_header(verdict, info, max_examples))
+    out.print(_header(verdict, max_examples))
     out.print()
     out.print(_property_table(verdict))
     violation = verdict.violation

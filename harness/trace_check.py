@@ -24,9 +24,8 @@ from maildircheck.harness.trace_replay import (
     unexplored,
 )
 from maildircheck.harness.trace_run import TracedRun
-from maildircheck.model.nfs import NFS_ENVS
+from maildircheck.model.environments import ENVIRONMENTS, LOCAL
 from maildircheck.model.outcome import Outcome
-from maildircheck.model.persistence import PROFILES
 from maildircheck.model.syscalls import (
     Fdatasync,
     Fsync,
@@ -38,13 +37,12 @@ from maildircheck.model.syscalls import (
     Write,
 )
 
-LOCAL_ENVS = tuple(PROFILES)
+LOCAL_ENVS = tuple(e.name for e in LOCAL)
 
 
 def environment_cannot(env: str) -> bool:
     """No agent can make a message durable before reporting success here (R2)."""
-    profile = NFS_ENVS[env].export if env in NFS_ENVS else PROFILES[env]
-    return not profile.durable_success_possible
+    return not ENVIRONMENTS[env].durable_success_possible
 
 
 @dataclass

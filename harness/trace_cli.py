@@ -17,8 +17,7 @@ import json
 import sys
 from typing import Any
 
-from maildircheck.model.nfs import NFS_ENVS
-from maildircheck.model.persistence import PROFILES
+from maildircheck.model.environments import ENVIRONMENTS
 
 CHECK_ERROR = 3
 
@@ -49,7 +48,7 @@ def add_parser(commands: Any) -> None:
         "is its report (0 delivered, --temporary-exits temporary, anything else a bounce).",
         allow_abbrev=False,
     )
-    every = ", ".join([*PROFILES, *NFS_ENVS])
+    every = ", ".join(ENVIRONMENTS)
     trace.add_argument(
         "--env",
         action="append",
@@ -97,7 +96,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
         raise TraceUsageError("trace needs a command after --")
     envs = args.env or list(LOCAL_ENVS)
     for env in envs:
-        if env not in PROFILES and env not in NFS_ENVS:
+        if env not in ENVIRONMENTS:
             raise TraceUsageError(f"unknown profile {env!r}")
     message = DEFAULT_MESSAGE
     if args.message:

@@ -11,7 +11,7 @@ and reads that move a Maildir file's offset. A call it cannot express in the mod
 O_TMPFILE file, RENAME_EXCHANGE, ftruncate, rmdir, a link or rename across the Maildir's
 edge) becomes `Unmodeled`, which the replay reports instead of guessing.
 
-Paths inside the Maildir are rewritten onto the model's maildir (`harness.world.ROOT`).
+Paths inside the Maildir are rewritten onto the model's maildir (`harness.host.ROOT`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from maildircheck.harness.host import ROOT
 from maildircheck.harness.strace import (
     TraceCall,
     TraceSyntaxError,
@@ -30,7 +31,6 @@ from maildircheck.harness.strace import (
     fd_path,
     flags_of,
 )
-from maildircheck.harness.world import ROOT
 from maildircheck.model.syscalls import (
     Close,
     Fdatasync,

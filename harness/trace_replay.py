@@ -1,7 +1,7 @@
 """Replaying a traced run in the model, with a crash at every point (specs T4-T6).
 
 This module owns the replay: it feeds the events of `harness.trace_model` to one model
-host (`harness.world.Host`, so local disks and NFS alike), one model process per traced
+host (`harness.host.Host`, so local disks and NFS alike), one model process per traced
 process, keeps the traced descriptor numbers (dup shares the open file description, as
 POSIX says), and after every step asks the same questions the checker asks: P1 live and
 in every crash state the profile allows at that point (so a kill or a power cut at every
@@ -19,9 +19,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from maildircheck.harness.host import ROOT, Host, short, show
 from maildircheck.harness.timeline import Timeline
 from maildircheck.harness.trace_model import Dup, Event, Fork, Seek, Step, Unmodeled
-from maildircheck.harness.world import ROOT, Host, short, show
+from maildircheck.model.environments import ENVIRONMENTS
 from maildircheck.model.kernel import Kernel, Process
 from maildircheck.model.outcome import Delivered, Outcome, PermanentFailure, TemporaryFailure
 from maildircheck.model.properties import DeliveryRecord, Violation
@@ -191,7 +192,7 @@ def replay(
     Maildir before the run (relative path -> bytes, None for a directory), all durable; a
     file already in new/ or cur/ is an earlier message the agent must leave alone (P3);
     `outcome`: what the exit status reported."""
-    host = Host(env, crashes)
+    host = Host(ENVIRONMENTS[env], crashes)
     host.messages = {content: "the message"}
     for rel, data in sorted(initial.items()):
         path = f"{ROOT}/{rel}"

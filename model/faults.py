@@ -1,19 +1,26 @@
-"""Faults the checker can inject, and which requests each one can hit.
+"""Faults the checker can inject: each one value, with its family and where it applies.
 
-Two families (specs/requirements.md, X1-X10):
-  - process and machine faults, which the checker schedules as steps of their own:
-    `kill` (kill -9 at a syscall: the live view stays), `power-loss` (the live view is
-    replaced by a crash state the profile allows), `sigterm` (the agent is told to stop:
-    its pending request is answered with `Interrupted`, as the 24-hour timer would);
-  - reply faults, injected into one request: an errno instead of the call's effect
-    (`enospc`, `edquot`, `eio`; at close it is a deferred write error, and the data written
-    since the last successful fsync is lost, as on NFS), or `lost-reply` (the call took
-    effect but its reply was lost, and the retransmission answers EEXIST/ENOENT - a network
-    file system's hazard).
+A `Fault` says what it does (specs/requirements.md, X1-X10), which family it belongs to, and
+whether it exists only on NFS; `FAULTS` is the one table, and everything else (the
+environment table in `model.environments`, the checker's rules, the command line) reads
+these values instead of spelling names out. The families:
+  - `PROCESS`: the delivering process is stopped, as a step of its own - `kill` (kill -9
+    at a syscall: the live view stays), `sigterm` (the agent is told to stop: its pending
+    request is answered with `Interrupted`, as the 24-hour timer would);
+  - `STORAGE_CRASH`: the disk, or the NFS server, restarts from a crash state the profile
+    allows - `power-loss` (the whole site, clients included), `server-crash` (NFS only);
+  - `HOST_CRASH`: an NFS client host crashes and loses its caches - `client-crash`;
+  - `REPLY`: injected into one request - an errno instead of the call's effect (`enospc`,
+    `edquot`, `eio`; at close it is a deferred write error, and the data written since the
+    last successful fsync is lost, as on NFS), `lost-reply` (the call took effect but its
+    reply was lost, and the retransmission answers EEXIST/ENOENT - a network file system's
+    hazard) and `soft-timeout` (NFS only: a soft mount gives up on a call the server still
+    performs).
 """
 
 from __future__ import annotations
 
+import enum
 import errno
 from dataclasses import dataclass
 from typing import Any
@@ -44,13 +51,26 @@ def kind_of_type(request_type: type[Any]) -> str:
     return _KIND_NAMES.get(name, name)
 
 
+class Family(enum.Enum):
+    PROCESS = "process"
+    STORAGE_CRASH = "storage crash"
+    HOST_CRASH = "host crash"
+    REPLY = "reply"
+
+
 @dataclass(frozen=True)
 class Fault:
     name: str
     summary: str
     spec: str
+    family: Family
+    nfs_only: bool = False
+    default: bool = False  # in the threat model a check gets when it names no faults
     errno: int | None = None
     targets: tuple[type[Syscall[Any]], ...] = ()
+
+    def __str__(self) -> str:
+        return self.name
 
     def can_hit(self, kind: str) -> bool:
         """Can this fault hit some request of this kind ("open", "link", "fsync_dir"...)?"""
@@ -64,69 +84,129 @@ class Fault:
 
 _SPACE = (Write, Fsync, Fdatasync, Close, Open, Link, Mkdir, Rename)
 
+KILL = Fault(
+    "kill",
+    "the delivering process is killed (kill -9) before a syscall",
+    "X1",
+    Family.PROCESS,
+    default=True,
+)
+POWER_LOSS = Fault(
+    "power-loss",
+    "the machine loses power; a crash state replaces the live view",
+    "X2",
+    Family.STORAGE_CRASH,
+    default=True,
+)
+SIGTERM = Fault(
+    "sigterm",
+    "the agent is told to stop (SIGTERM or its 24-hour timer)",
+    "X3",
+    Family.PROCESS,
+    default=True,
+)
+SERVER_CRASH = Fault(
+    "server-crash",
+    "the NFS server crashes and reboots: what its export had not made stable is lost, its "
+    "write verifier changes (NFS environments only)",
+    "X8",
+    Family.STORAGE_CRASH,
+    nfs_only=True,
+)
+CLIENT_CRASH = Fault(
+    "client-crash",
+    "an NFS client host crashes: its page cache, attribute cache and processes are gone "
+    "(NFS environments only)",
+    "X9",
+    Family.HOST_CRASH,
+    nfs_only=True,
+)
+ENOSPC = Fault(
+    "enospc",
+    "ENOSPC instead of the call's effect",
+    "X4",
+    Family.REPLY,
+    default=True,
+    errno=errno.ENOSPC,
+    targets=_SPACE,
+)
+EDQUOT = Fault(
+    "edquot",
+    "EDQUOT instead of the call's effect",
+    "X5",
+    Family.REPLY,
+    default=True,
+    errno=errno.EDQUOT,
+    targets=_SPACE,
+)
+EIO = Fault(
+    "eio",
+    "EIO instead of the call's effect",
+    "X6",
+    Family.REPLY,
+    default=True,
+    errno=errno.EIO,
+    targets=(Write, Read, Fsync, Fdatasync, Close, Link, Rename, Unlink, FsyncDir),
+)
+LOST_REPLY = Fault(
+    "lost-reply",
+    "the call took effect, its reply was lost; the retransmission answers EEXIST (link) or "
+    "ENOENT (unlink, rename). An exclusive create is not hit: NFSv3 makes its "
+    "retransmission idempotent with a verifier (RFC 1813 3.3.8)",
+    "X7",
+    Family.REPLY,
+    targets=(Link, Unlink, Rename),
+)
+SOFT_TIMEOUT = Fault(
+    "soft-timeout",
+    "a soft mount gives up on a call (EIO) that the server still performs: link, unlink, "
+    "rename (NFS environments only, nfs(5) soft)",
+    "X10",
+    Family.REPLY,
+    nfs_only=True,
+    targets=(Link, Unlink, Rename),
+)
+
 FAULTS: dict[str, Fault] = {
     f.name: f
     for f in (
-        Fault("kill", "the delivering process is killed (kill -9) before a syscall", "X1"),
-        Fault("power-loss", "the machine loses power; a crash state replaces the live view", "X2"),
-        Fault("sigterm", "the agent is told to stop (SIGTERM or its 24-hour timer)", "X3"),
-        Fault(
-            "server-crash",
-            "the NFS server crashes and reboots: what its export had not made stable is "
-            "lost, its write verifier changes (NFS environments only)",
-            "X8",
-        ),
-        Fault(
-            "client-crash",
-            "an NFS client host crashes: its page cache, attribute cache and processes "
-            "are gone (NFS environments only)",
-            "X9",
-        ),
-        Fault("enospc", "ENOSPC instead of the call's effect", "X4", errno.ENOSPC, _SPACE),
-        Fault("edquot", "EDQUOT instead of the call's effect", "X5", errno.EDQUOT, _SPACE),
-        Fault(
-            "eio",
-            "EIO instead of the call's effect",
-            "X6",
-            errno.EIO,
-            (Write, Read, Fsync, Fdatasync, Close, Link, Rename, Unlink, FsyncDir),
-        ),
-        Fault(
-            "lost-reply",
-            "the call took effect, its reply was lost; the retransmission answers "
-            "EEXIST (link) or ENOENT (unlink, rename). An exclusive create is not hit: "
-            "NFSv3 makes its retransmission idempotent with a verifier (RFC 1813 3.3.8)",
-            "X7",
-            None,
-            (Link, Unlink, Rename),
-        ),
-        Fault(
-            "soft-timeout",
-            "a soft mount gives up on a call (EIO) that the server still performs: link, "
-            "unlink, rename (NFS environments only, nfs(5) soft)",
-            "X10",
-            None,
-            (Link, Unlink, Rename),
-        ),
+        KILL,
+        POWER_LOSS,
+        SIGTERM,
+        SERVER_CRASH,
+        CLIENT_CRASH,
+        ENOSPC,
+        EDQUOT,
+        EIO,
+        LOST_REPLY,
+        SOFT_TIMEOUT,
     )
 }
-
-NFS_ONLY = ("server-crash", "client-crash", "soft-timeout")
-REPLY_FAULTS = ("enospc", "edquot", "eio", "lost-reply", "soft-timeout")
-DEFAULT_FAULTS = ("kill", "power-loss", "sigterm", "enospc", "edquot", "eio")
+DEFAULT_FAULTS = tuple(f for f in FAULTS.values() if f.default)
 
 
-def parse_faults(text: str) -> tuple[str, ...]:
-    """`"kill,eio"` -> ("kill", "eio"); "none" -> (); "all" -> every fault.
+def names(faults: tuple[Fault, ...]) -> str:
+    """`(KILL, EIO)` -> "kill,eio"; () -> "none" - what `parse_faults` reads back."""
+    return ",".join(f.name for f in faults) or "none"
+
+
+def parse_faults(text: str) -> tuple[Fault, ...]:
+    """`"kill,eio"` -> (KILL, EIO); "none" -> (); "all" -> every fault (the environment
+    keeps those that apply to it, `model.environments`).
 
     Raises ValueError naming the first unknown fault."""
     text = text.strip()
     if text in ("", "none"):
         return ()
     if text == "all":
-        return tuple(FAULTS)
-    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
-    unknown = [n for n in names if n not in FAULTS]
-    if unknown:
-        raise ValueError(f"unknown fault {unknown[0]!r} (known: {', '.join(FAULTS)})")
-    return names
+        return tuple(FAULTS.values())
+    wanted = dict.fromkeys(n.strip() for n in text.split(",") if n.strip())
+    return tuple(fault(n) for n in wanted)
+
+
+def fault(name: str) -> Fault:
+    """The fault called `name`; ValueError with a one-line message otherwise."""
+    found = FAULTS.get(name)
+    if found is None:
+        raise ValueError(f"unknown fault {name!r} (known: {', '.join(FAULTS)})")
+    return found

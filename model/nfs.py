@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from maildircheck.model import persistence
-from maildircheck.model.faults import Fault
+from maildircheck.model.faults import LOST_REPLY, SOFT_TIMEOUT, Fault
 from maildircheck.model.fs import oserror
 from maildircheck.model.kernel import Kernel, OpenFile, Process
 from maildircheck.model.persistence import Fate, Ordering, Profile
@@ -86,55 +86,6 @@ class Mount:
     acregmin_us: int = 3_000_000
     acdirmin_us: int = 30_000_000
     lookupcache: str = "all"  # "all" (positive and negative entries), "pos" or "none"
-
-
-@dataclass(frozen=True)
-class NfsEnv:
-    name: str
-    summary: str
-    export: Profile
-    mount: Mount
-    drc: bool
-    specs: tuple[str, ...]
-
-
-NFS_ENVS: dict[str, NfsEnv] = {
-    e.name: e
-    for e in (
-        NfsEnv(
-            "nfs3-sync",
-            "NFSv3, sync export with a duplicate-request cache, mounted with cto",
-            EXPORT_SYNC,
-            Mount(),
-            True,
-            ("R1", "R3", "R4", "R5"),
-        ),
-        NfsEnv(
-            "nfs3-async-export",
-            "NFSv3, async export: the server acknowledges before data or metadata is stable",
-            EXPORT_ASYNC,
-            Mount(),
-            True,
-            ("R2",),
-        ),
-        NfsEnv(
-            "nfs3-nocto",
-            "NFSv3, sync export, mounted nocto: close does not flush, open does not revalidate",
-            EXPORT_SYNC,
-            Mount(cto=False),
-            True,
-            ("R1", "R3"),
-        ),
-        NfsEnv(
-            "nfs3-nodrc",
-            "NFSv3, sync export, a server without a duplicate-request cache",
-            EXPORT_SYNC,
-            Mount(),
-            False,
-            ("R1", "R6"),
-        ),
-    )
-}
 
 
 @dataclass
@@ -331,9 +282,9 @@ class NfsClientKernel(Kernel):
             self.fs.version += 1
 
     def _faulty(self, proc: Process, request: Syscall[Any], fault: Fault) -> object:
-        if fault.name == "lost-reply" and self.drc:
+        if fault == LOST_REPLY and self.drc:
             return self._perform(proc, request, 0)  # the DRC replays the first reply (R6)
-        if fault.name == "soft-timeout":
+        if fault == SOFT_TIMEOUT:
             self._perform(proc, request, 0)  # the server performs it; the client gave up
             return oserror(errno.EIO)
         if fault.errno is not None and isinstance(request, Write):

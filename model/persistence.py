@@ -95,6 +95,8 @@ PROFILES: dict[str, Profile] = {
     )
 }
 
+SYNC = PROFILES["sync"]  # what the live view is when the storage cannot crash
+
 
 @dataclass(frozen=True)
 class CrashChoice:

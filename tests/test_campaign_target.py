@@ -31,18 +31,14 @@ from hypothesis import HealthCheck, note, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
-from maildircheck.harness.machine import Config, DeliveryMachine, RunLog, machine_for
-from maildircheck.harness.matrix import faults_for
-from maildircheck.impl.strategies import resolve
-from maildircheck.model.nfs import NFS_ENVS
-from maildircheck.model.persistence import PROFILES
-from maildircheck.model.properties import SAFETY
+from maildircheck.harness.check import Check
+from maildircheck.harness.machine import DeliveryMachine, machine_for
+from maildircheck.harness.verify import STEPS
+from maildircheck.model.environments import ENVIRONMENTS
 
 CI_BUDGET = 25
 LONG_BUDGET = 20_000
-STEPS = 12  # what `maildircheck verify` runs (harness/verify.py)
 LONG_STEPS = 25
-CRASHES = ("power-loss", "server-crash")
 
 
 def in_hypofuzz() -> bool:
@@ -82,34 +78,27 @@ def campaign_settings() -> settings:
     )
 
 
-def threat_model(env: str) -> tuple[str, ...]:
-    """The matrix's faults for `env`; where the environment itself cannot keep mail
-    through a crash (an async NFS export) without that crash, as `verify` checks it."""
-    faults = faults_for(env)
-    if env in NFS_ENVS and not NFS_ENVS[env].export.durable_success_possible:
-        faults = tuple(f for f in faults if f not in CRASHES)
-    return faults
-
-
-def replay_hint(strategy: str, env: str, faults: tuple[str, ...]) -> str:
-    return (
-        f"the checker's own search on this target: maildircheck verify --strategy {strategy} "
-        f"--env {env} --faults {','.join(faults)} --max-examples 10000 --seed 1"
-    )
+def campaign_check(strategy: str, env: str) -> Check:
+    """The matrix's check for `env`; where the environment itself cannot keep mail
+    through a crash (an async NFS export) without that crash, as `verify` searches it."""
+    where = ENVIRONMENTS[env]
+    faults = where.threat
+    if not where.durable_success_possible:
+        faults = tuple(f for f in faults if f not in where.storage_crashes(faults))
+    return Check.of(strategy, env, faults, max_examples=10_000, seed=1)
 
 
 def campaign_machine(strategy: str, env: str) -> type[RuleBasedStateMachine]:
     """The checker's machine for one strategy and environment, named after them (Hypothesis
     keys its example database by the machine's name), noting a breaking run's timeline."""
-    faults = threat_model(env)
-    log = RunLog()
-    base = machine_for(Config(resolve(strategy), env, faults, frozenset(SAFETY)), log)
+    check = campaign_check(strategy, env)
+    base = machine_for(check)
 
     def teardown(self: DeliveryMachine) -> None:
         base.teardown(self)
-        if log.timeline is self.timeline:  # this run broke a property
-            note(f"{log.violation}\n{self.timeline.render()}")
-            note(replay_hint(strategy, env, faults))
+        if self.log.timeline is self.timeline:  # this run broke a property
+            note(f"{self.log.violation}\n{self.timeline.render()}")
+            note(f"the checker's own search on this target: {check.replay_command()}")
 
     name = f"Campaign_{strategy}_on_{env}".replace("-", "_").replace(".", "_")
     return type(name, (base,), {"teardown": teardown})
@@ -136,7 +125,7 @@ TestCorrectOnNfs3Nodrc = target("correct", "nfs3-nodrc")
 def test_every_environment_has_a_target() -> None:
     targets = [v for k, v in globals().items() if k.startswith("TestCorrectOn")]
     envs = {t.__name__.split("_on_")[1].removesuffix(".TestCase") for t in targets}
-    assert envs == {e.replace("-", "_").replace(".", "_") for e in [*PROFILES, *NFS_ENVS]}
+    assert envs == {e.replace("-", "_").replace(".", "_") for e in ENVIRONMENTS}
 
 
 def test_a_target_fails_on_a_flawed_strategy_and_shows_the_timeline() -> None:

@@ -18,9 +18,8 @@ import pytest
 
 from maildircheck.harness.cli import main
 from maildircheck.impl.strategies import CATALOGUE
-from maildircheck.model.faults import FAULTS, NFS_ONLY
-from maildircheck.model.nfs import NFS_ENVS
-from maildircheck.model.persistence import PROFILES
+from maildircheck.model.environments import ENVIRONMENTS
+from maildircheck.model.faults import FAULTS
 from maildircheck.model.properties import PROPERTIES
 
 VPOPMAIL = ["verify", "--strategy", "vpopmail-4.10.14", "--env", "ext4-ordered", "--seed", "1"]
@@ -155,7 +154,8 @@ def test_faults_none_and_all(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     assert json.loads(out)["faults"] == []
     code, out, _ = run(capsys, *CORRECT, "--max-examples", "5", "--faults", "all", "--json")
-    assert json.loads(out)["faults"] == [f for f in FAULTS if f not in NFS_ONLY]  # local env
+    local = [name for name, f in FAULTS.items() if not f.nfs_only]
+    assert json.loads(out)["faults"] == local  # a local environment keeps what applies there
 
 
 def test_list_json(capsys: pytest.CaptureFixture[str]) -> None:
@@ -163,7 +163,7 @@ def test_list_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     data = json.loads(out)
     assert [s["name"] for s in data["strategies"]] == list(CATALOGUE)
-    assert [p["name"] for p in data["profiles"]] == [*PROFILES, *NFS_ENVS]
+    assert [p["name"] for p in data["profiles"]] == list(ENVIRONMENTS)
     assert [f["name"] for f in data["faults"]] == list(FAULTS)
     assert [p["id"] for p in data["properties"]] == list(PROPERTIES)
     vpop = next(s for s in data["strategies"] if s["name"] == "vpopmail-4.10.14")
@@ -175,7 +175,7 @@ def test_list_json(capsys: pytest.CaptureFixture[str]) -> None:
 def test_list_human(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "list")
     assert code == 0
-    for name in [*CATALOGUE, *PROFILES, *FAULTS]:
+    for name in [*CATALOGUE, *ENVIRONMENTS, *FAULTS]:
         assert name in out
 
 

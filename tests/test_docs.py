@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from maildircheck.harness.check import Check
 from maildircheck.harness.verify import verify
 from maildircheck.impl.drivers import run_on_os
 from maildircheck.impl.strategies import describe, resolve
@@ -75,7 +76,7 @@ def test_example_delivers_on_the_os(tmp_path: Path) -> None:
 
 
 def test_example_holds_under_sync() -> None:
-    v = verify(SPEC, "sync", max_examples=100, seed_value=1)
+    v = verify(Check.of(SPEC, "sync", max_examples=100, seed=1))
     assert v.holds, f"{v.violation}\n{v.timeline.render() if v.timeline else ''}"
 
 
@@ -83,7 +84,7 @@ def test_example_holds_under_sync() -> None:
 def test_example_reports_success_too_early_without_a_directory_fsync(env: str) -> None:
     """docs/own-agent.md: no fsync of new/, so success is reported before the entry is
     durable - the no-early-success property."""
-    v = verify(SPEC, env, max_examples=100, seed_value=1)
+    v = verify(Check.of(SPEC, env, max_examples=100, seed=1))
     assert v.violation is not None, "the missing fsync of new/ was not found"
     assert v.violation.prop == "P2", str(v.violation)
     assert v.timeline is not None and "link(" in v.timeline.render()

@@ -23,10 +23,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from maildircheck.harness.check import Check
 from maildircheck.harness.cli import main
-from maildircheck.harness.matrix import faults_for
 from maildircheck.harness.svg import VIOLATION_FILL
 from maildircheck.harness.verify import Verdict, verify
+from maildircheck.model.environments import ENVIRONMENTS
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -107,7 +108,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Report:
     argv = ["matrix", "--strategies", f"correct,{FLAWED}", "--envs", ENV]
     argv += ["--max-examples", str(BUDGET), "--format", "html", "--output", str(page)]
     assert main(argv) == 0
-    verdict = verify(FLAWED, ENV, faults_for(ENV), max_examples=BUDGET, seed_value=1)
+    verdict = verify(Check.of(FLAWED, ENV, ENVIRONMENTS[ENV].threat, max_examples=BUDGET, seed=1))
     assert verdict.violation is not None and verdict.timeline is not None
     return Report(page, verdict)
 

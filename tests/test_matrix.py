@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from maildircheck.harness.check import Check
 from maildircheck.harness.cli import main
-from maildircheck.harness.matrix import Matrix, faults_for, run_matrix
+from maildircheck.harness.matrix import Matrix, cell_checks, run_matrix
 from maildircheck.harness.verify import verify
+from maildircheck.model.environments import ENVIRONMENTS
 
 STRATEGIES = ["correct", "no-dir-fsync"]
 ENVS = ["sync", "ext4-ordered", "nfs3-async-export"]
@@ -19,16 +21,15 @@ ENVS = ["sync", "ext4-ordered", "nfs3-async-export"]
 
 @pytest.fixture(scope="module")
 def matrix() -> Matrix:
-    return run_matrix(STRATEGIES, ENVS, max_examples=60, seed_value=1)
+    return run_matrix(cell_checks(STRATEGIES, ENVS, max_examples=60, seed=1))
 
 
 def test_cells_agree_with_verify(matrix: Matrix) -> None:
     assert matrix.cell_text("no-dir-fsync", "ext4-ordered") == "P2 violated"
     assert matrix.cell_text("no-dir-fsync", "sync") == "holds"
     assert matrix.cell_text("correct", "nfs3-async-export") == "holds (environment cannot)"
-    alone = verify(
-        "no-dir-fsync", "ext4-ordered", faults_for("ext4-ordered"), max_examples=60, seed_value=1
-    )
+    threat = ENVIRONMENTS["ext4-ordered"].threat
+    alone = verify(Check.of("no-dir-fsync", "ext4-ordered", threat, max_examples=60, seed=1))
     cell = matrix.cells[("no-dir-fsync", "ext4-ordered")]
     assert cell.timeline is not None and alone.timeline is not None
     assert cell.timeline.as_json() == alone.timeline.as_json()
@@ -95,7 +96,7 @@ def test_cli_rejects_unknown_names(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_workers_give_the_same_matrix(matrix: Matrix) -> None:
-    spread = run_matrix(STRATEGIES, ENVS, max_examples=60, seed_value=1, workers=2)
+    spread = run_matrix(cell_checks(STRATEGIES, ENVS, max_examples=60, seed=1), workers=2)
     for key, cell in matrix.cells.items():
         other = spread.cells[key]
         assert matrix.cell_text(*key) == spread.cell_text(*key)
@@ -110,7 +111,9 @@ def test_svg_timeline_has_a_lane_per_process_and_marks_faults_and_crashes() -> N
     from maildircheck.harness.svg import FAULT, render_svg
 
     v = verify(
-        "success-when-gone", "nfs3-sync", ("enospc", "server-crash"), max_examples=300, seed_value=1
+        Check.of(
+            "success-when-gone", "nfs3-sync", ("enospc", "server-crash"), max_examples=300, seed=1
+        )
     )
     assert v.timeline is not None
     root = ET.fromstring(render_svg(v.timeline))

@@ -15,9 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from maildircheck.harness.actors import cleaner, reader
+from maildircheck.harness.check import Check
+from maildircheck.harness.host import Host
 from maildircheck.harness.verify import verify
-from maildircheck.harness.world import Host
 from maildircheck.model import persistence
+from maildircheck.model.environments import ENVIRONMENTS
 from maildircheck.model.faults import FAULTS
 from maildircheck.model.fs import FileSystem, MetaOp
 from maildircheck.model.kernel import Kernel, Process
@@ -270,9 +272,11 @@ def test_f8_guaranteed_in_agrees_with_brute_force(profile: str, ops: list[str]) 
 
 def test_f8_no_power_loss_in_the_threat_model_means_no_crash_states() -> None:
     """no-fsync is unsafe only through a crash: without power-loss it holds (Host.crashes)."""
-    assert verify("no-fsync", "ext4-ordered", ("kill", "eio"), max_examples=100, seed_value=1).holds
+    assert verify(
+        Check.of("no-fsync", "ext4-ordered", ("kill", "eio"), max_examples=100, seed=1)
+    ).holds
     assert not verify(
-        "no-fsync", "ext4-ordered", ("power-loss",), max_examples=300, seed_value=1
+        Check.of("no-fsync", "ext4-ordered", ("power-loss",), max_examples=300, seed=1)
     ).holds
 
 
@@ -311,7 +315,7 @@ def test_e2_cleaner_removes_only_tmp_files_older_than_36_hours() -> None:
 
 
 def test_e3_the_mta_retries_what_was_not_reported_delivered() -> None:
-    host = Host("sync")
+    host = Host(ENVIRONMENTS["sync"])
     assert host.undelivered() == ["m1", "m2", "m3"]
     _, record = host.spawn_delivery("D1", 100, "m1")
     record.outcome = TemporaryFailure("x")
@@ -322,7 +326,7 @@ def test_e3_the_mta_retries_what_was_not_reported_delivered() -> None:
 def test_e4_reused_pids_let_weak_names_collide() -> None:
     """rename-clobber names files seconds.pid.host: only a reused pid within one second
     makes two deliveries share a name, and the checker finds it (P3)."""
-    v = verify("rename-clobber", "sync", (), max_examples=1500, seed_value=1)
+    v = verify(Check.of("rename-clobber", "sync", (), max_examples=1500, seed=1))
     assert v.violation is not None and v.violation.prop == "P3"
     assert v.timeline is not None
     starts = [ln.text for ln in v.timeline.lines if "MTA starts" in ln.text]

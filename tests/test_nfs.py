@@ -10,11 +10,13 @@ import errno
 
 import pytest
 
+from maildircheck.harness.check import Check
 from maildircheck.harness.verify import verify
+from maildircheck.model.environments import ENVIRONMENTS, NFS
 from maildircheck.model.faults import FAULTS
 from maildircheck.model.fs import FileSystem
 from maildircheck.model.kernel import Process
-from maildircheck.model.nfs import EXPORT_ASYNC, EXPORT_SYNC, NFS_ENVS, Mount, NfsClientKernel
+from maildircheck.model.nfs import EXPORT_ASYNC, EXPORT_SYNC, Mount, NfsClientKernel
 from maildircheck.model.persistence import CrashChoice, power_loss
 from maildircheck.model.syscalls import (
     Close,
@@ -154,13 +156,13 @@ NFS_FAULTS = ("kill", "server-crash", "client-crash", "sigterm", "enospc", "edqu
 
 
 def test_r9_vpopmail_partial_message_seen_from_another_host() -> None:
-    v = verify("vpopmail-4.10.14", "nfs3-sync", NFS_FAULTS, max_examples=300, seed_value=1)
+    v = verify(Check.of("vpopmail-4.10.14", "nfs3-sync", NFS_FAULTS, max_examples=300, seed=1))
     assert v.violation is not None and v.violation.prop == "P1"
     assert "what a reader on another host sees" in v.violation.why
 
 
 def test_unchecked_close_swallows_a_deferred_enospc() -> None:
-    v = verify("close-unchecked", "nfs3-sync", ("enospc",), max_examples=1000, seed_value=1)
+    v = verify(Check.of("close-unchecked", "nfs3-sync", ("enospc",), max_examples=1000, seed=1))
     assert v.violation is not None and v.violation.prop in ("P1", "P2")
     assert v.timeline is not None and "[fault: enospc]" in v.timeline.render()
 
@@ -169,22 +171,24 @@ def test_unflushed_mail_is_linked_empty_under_nocto() -> None:
     """nocto: close does not flush, so a delivery without fsync links a file whose data
     only its client holds: every other host sees it empty (P1), and a client crash (X9)
     would lose the data for good."""
-    v = verify("no-fsync", "nfs3-nocto", ("client-crash",), max_examples=500, seed_value=1)
+    v = verify(Check.of("no-fsync", "nfs3-nocto", ("client-crash",), max_examples=500, seed=1))
     assert v.violation is not None and v.violation.prop in ("P1", "P2")
 
 
 def test_ambiguous_link_duplicates_without_a_drc_where_correct_delivers_once() -> None:
     bad = verify(
-        "ambiguous-link-fails",
-        "nfs3-nodrc",
-        ("lost-reply",),
-        max_examples=1000,
-        seed_value=1,
-        quality=True,
+        Check.of(
+            "ambiguous-link-fails",
+            "nfs3-nodrc",
+            ("lost-reply",),
+            max_examples=1000,
+            seed=1,
+            quality=True,
+        )
     )
     assert bad.violation is not None and bad.violation.prop == "P6"
     good = verify(
-        "correct", "nfs3-nodrc", ("lost-reply",), max_examples=300, seed_value=1, quality=True
+        Check.of("correct", "nfs3-nodrc", ("lost-reply",), max_examples=300, seed=1, quality=True)
     )
     assert good.holds, str(good.violation)
 
@@ -192,28 +196,28 @@ def test_ambiguous_link_duplicates_without_a_drc_where_correct_delivers_once() -
 @pytest.mark.parametrize("env", ["nfs3-sync", "nfs3-nocto", "nfs3-nodrc"])
 def test_correct_strategy_holds_on_nfs(env: str) -> None:
     faults = (*NFS_FAULTS, "lost-reply", "soft-timeout")
-    v = verify("correct", env, faults, max_examples=250, seed_value=3, strict_lifecycle=True)
+    v = verify(Check.of("correct", env, faults, max_examples=250, seed=3, strict_lifecycle=True))
     assert v.holds, f"{v.violation}\n{v.timeline.render() if v.timeline else ''}"
     assert v.environment is None
 
 
 def test_async_export_is_a_verdict_on_the_environment() -> None:
-    v = verify("correct", "nfs3-async-export", NFS_FAULTS, max_examples=300, seed_value=1)
+    v = verify(Check.of("correct", "nfs3-async-export", NFS_FAULTS, max_examples=300, seed=1))
     assert v.holds  # the strategy is not blamed ...
     assert v.environment is not None and v.environment.violation is not None  # ... the export is
     assert v.environment.violation.prop in ("P1", "P2")
     assert v.as_json()["environment"]["durable_success_possible"] is False
-    assert not NFS_ENVS["nfs3-async-export"].export.durable_success_possible
+    assert not ENVIRONMENTS["nfs3-async-export"].durable_success_possible
 
 
 def test_pid_only_names_collide_between_two_hosts() -> None:
     """Two NFS clients each run pid 100 - no pid is reused on either host - and B12's
     host-less names collide: the second rename replaces the first message (P3)."""
-    from maildircheck.harness.world import ROOT, Host
+    from maildircheck.harness.host import ROOT, Host
     from maildircheck.impl.strategies import resolve
     from maildircheck.model.outcome import Delivered, DeliveryRequest
 
-    host = Host("nfs3-sync")
+    host = Host(ENVIRONMENTS["nfs3-sync"])
     outcomes = []
     for label, message, on in (("D1", "m1", 0), ("D2", "m2", 1)):
         proc, _ = host.spawn_delivery(label, 100, message, on)
@@ -230,35 +234,34 @@ def test_pid_only_names_collide_between_two_hosts() -> None:
     new = host.fs.entries[host.layout.new]
     assert len(new) == 1  # one message replaced the other
     # and the checker finds it (P3) - on one host through pid reuse, or across hosts
-    v = verify("pid-only-name", "nfs3-sync", (), max_examples=1500, seed_value=1)
+    v = verify(Check.of("pid-only-name", "nfs3-sync", (), max_examples=1500, seed=1))
     assert v.violation is not None and v.violation.prop == "P3"
 
 
 def test_nfs_only_faults_need_an_nfs_environment() -> None:
     with pytest.raises(ValueError, match="needs an NFS environment"):
-        verify("correct", "sync", ("server-crash",), max_examples=5)
+        verify(Check.of("correct", "sync", ("server-crash",), max_examples=5))
 
 
 def test_soft_mount_timeout_duplicates_unless_the_link_is_checked_by_inode() -> None:
     """X10: EIO for a link the server performed. The correct strategy's dev+ino check
     sees it happened; ambiguous-link-fails reports failure and the retry duplicates."""
     bad = verify(
-        "ambiguous-link-fails",
-        "nfs3-sync",
-        ("soft-timeout",),
-        max_examples=1000,
-        seed_value=1,
-        quality=True,
+        Check.of(
+            "ambiguous-link-fails",
+            "nfs3-sync",
+            ("soft-timeout",),
+            max_examples=1000,
+            seed=1,
+            quality=True,
+        )
     )
     assert bad.violation is not None and bad.violation.prop == "P6"
     assert bad.timeline is not None and "[fault: soft-timeout]" in bad.timeline.render()
     good = verify(
-        "correct",
-        "nfs3-sync",
-        ("soft-timeout", "eio"),
-        max_examples=300,
-        seed_value=1,
-        quality=True,
+        Check.of(
+            "correct", "nfs3-sync", ("soft-timeout", "eio"), max_examples=300, seed=1, quality=True
+        )
     )
     assert good.holds, str(good.violation)
 
@@ -294,7 +297,7 @@ def test_r10_positive_entry_of_a_removed_file_is_stale() -> None:
     assert isinstance(own, OSError) and own.errno == errno.ENOENT
 
 
-@pytest.mark.parametrize("env", list(NFS_ENVS))
+@pytest.mark.parametrize("env", [e.name for e in NFS])
 def test_every_strategy_runs_on_every_nfs_environment(env: str) -> None:
     """Issue 3's done-when: verify works with every strategy on every NFS environment
     (a verdict either way, no crash of the checker), every fault enabled."""
@@ -302,7 +305,7 @@ def test_every_strategy_runs_on_every_nfs_environment(env: str) -> None:
     from maildircheck.model.faults import FAULTS as ALL
 
     for name in CATALOGUE:
-        v = verify(name, env, tuple(ALL), max_examples=15, seed_value=1)
+        v = verify(Check.of(name, env, tuple(ALL), max_examples=15, seed=1))
         assert v.examples > 0
         assert v.holds or v.timeline is not None
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from maildircheck.harness.check import Check
 from maildircheck.harness.cli import main
 from maildircheck.harness.progress import LineProgress, Progress, RichProgress, for_stream
 from maildircheck.harness.verify import verify
@@ -104,7 +105,7 @@ def test_verify_progress_counts_examples_then_shrinks(
 
 def test_verify_progress_marks_each_tenth_of_a_long_budget() -> None:
     stream = io.StringIO()
-    v = verify("correct", "sync", max_examples=100, seed_value=1, progress=LineProgress(stream))
+    v = verify(Check.of("correct", "sync", max_examples=100, seed=1), progress=LineProgress(stream))
     assert v.holds
     counts = [row[0] for row in parsed(stream.getvalue().splitlines())[1:-1]]
     assert counts == sorted(counts) and counts[-1] == 100
@@ -112,12 +113,9 @@ def test_verify_progress_marks_each_tenth_of_a_long_budget() -> None:
 
 
 def test_watching_does_not_change_the_search() -> None:
-    plain = verify("no-dir-fsync", "ext4-ordered", max_examples=100, seed_value=3)
+    plain = verify(Check.of("no-dir-fsync", "ext4-ordered", max_examples=100, seed=3))
     watched = verify(
-        "no-dir-fsync",
-        "ext4-ordered",
-        max_examples=100,
-        seed_value=3,
+        Check.of("no-dir-fsync", "ext4-ordered", max_examples=100, seed=3),
         progress=LineProgress(io.StringIO()),
     )
     assert plain.timeline is not None and watched.timeline is not None

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from maildircheck.harness.check import Check
 from maildircheck.harness.verify import verify
 
 BIN = Path(sys.executable).parent
@@ -17,11 +18,13 @@ BIN = Path(sys.executable).parent
 
 def test_replay_command_reproduces_the_counterexample_in_a_fresh_process() -> None:
     v = verify(
-        "no-dir-fsync",
-        "ext4-ordered",
-        ("kill", "power-loss", "sigterm"),
-        max_examples=300,
-        seed_value=1,
+        Check.of(
+            "no-dir-fsync",
+            "ext4-ordered",
+            ("kill", "power-loss", "sigterm"),
+            max_examples=300,
+            seed=1,
+        )
     )
     assert v.violation is not None and v.timeline is not None
     argv = shlex.split(v.replay_command())
@@ -43,8 +46,9 @@ def test_seeded_search_does_not_depend_on_the_process() -> None:
     script = (
         "import sys, json, decimal, fractions, statistics\n"
         "junk = [object() for _ in range(int(sys.argv[1]))]\n"
+        "from maildircheck.harness.check import Check\n"
         "from maildircheck.harness.verify import verify\n"
-        "v = verify('non-exclusive-create', 'posix', (), max_examples=400, seed_value=1)\n"
+        "v = verify(Check.of('non-exclusive-create', 'posix', (), max_examples=400, seed=1))\n"
         "print(json.dumps(v.timeline.as_json() if v.timeline else None))\n"
     )
     runs = [
@@ -61,10 +65,10 @@ def test_seeded_search_does_not_depend_on_the_process() -> None:
 
 
 def test_workers_spread_the_search_and_the_replay_is_one_workers_run() -> None:
-    from maildircheck.harness.parallel import verify_parallel
-
-    v = verify_parallel(
-        "no-dir-fsync", "ext4-ordered", ("power-loss",), workers=2, max_examples=200, seed_value=1
+    v = verify(
+        Check.of(
+            "no-dir-fsync", "ext4-ordered", ("power-loss",), workers=2, max_examples=200, seed=1
+        )
     )
     assert v.violation is not None and v.violation.prop == "P2" and v.timeline is not None
     argv = shlex.split(v.replay_command())
@@ -72,6 +76,6 @@ def test_workers_spread_the_search_and_the_replay_is_one_workers_run() -> None:
     budget = int(argv[argv.index("--max-examples") + 1])
     assert seed in (1, 2) and budget == 100
     alone = verify(
-        "no-dir-fsync", "ext4-ordered", ("power-loss",), max_examples=budget, seed_value=seed
+        Check.of("no-dir-fsync", "ext4-ordered", ("power-loss",), max_examples=budget, seed=seed)
     )
     assert alone.timeline is not None and alone.timeline.as_json() == v.timeline.as_json()

@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from maildircheck.model import persistence
+from maildircheck.model.environments import Environment
 from maildircheck.model.fs import DataOp, FileSystem
 from maildircheck.model.kernel import Kernel, Process
 from maildircheck.model.lifecycle import FORBIDDEN, Facts, Stage, stage_of, transition
-from maildircheck.model.nfs import NFS_ENVS, NfsClientKernel
+from maildircheck.model.nfs import NfsClientKernel
 from maildircheck.model.outcome import Delivered, DeliveryRequest, Strategy
-from maildircheck.model.persistence import PROFILES, CrashChoice
+from maildircheck.model.persistence import SYNC, CrashChoice
 from maildircheck.model.properties import (
     DeliveryRecord,
     Layout,
@@ -89,23 +90,24 @@ class Host:
     server) lose power in this threat model? Without it, "every state a crash could leave"
     is just the live view, and the profile only decides what is durable."""
 
-    env: str
+    env: Environment
     crashes: bool = True
 
     def __post_init__(self) -> None:
-        self.nfs = NFS_ENVS.get(self.env)
-        self.profile = self.nfs.export if self.nfs else PROFILES[self.env]
-        self.judge = self.profile if self.crashes else PROFILES["sync"]
+        self.nfs = self.env.is_nfs
+        self.profile = self.env.profile
+        self.judge = self.profile if self.crashes else SYNC
         self.crash = "a server crash" if self.nfs else "a power loss"
         self.fs = FileSystem.with_dirs(
             "/home", "/home/user", ROOT, f"{ROOT}/tmp", f"{ROOT}/new", f"{ROOT}/cur"
         )
+        mount = self.env.mount
         self.kernels: dict[str, Kernel] = (
             {
-                name: NfsClientKernel(self.fs, self.profile, mount=self.nfs.mount, drc=self.nfs.drc)
+                name: NfsClientKernel(self.fs, self.profile, mount=mount, drc=self.env.drc)
                 for name in NFS_HOSTS
             }
-            if self.nfs
+            if mount is not None
             else {HOST: Kernel(self.fs, self.profile)}
         )
         self.layout = Layout.of(self.fs, ROOT)
