@@ -32,6 +32,7 @@ from maildircheck.harness.verify import verify
 from maildircheck.impl.deliver import deliver
 from maildircheck.impl.strategies import CATALOGUE
 from maildircheck.model.environments import ENVIRONMENTS, LOCAL
+from maildircheck.model.faults import Fault
 from maildircheck.model.outcome import DeliveryRequest
 
 # The NFS rows (issue 3): a flaw, the NFS environment and the faults that expose it there.
@@ -46,7 +47,11 @@ NFS_ROWS = (
 
 
 def detection(
-    name: str, seeds: int, max_examples: int, env: str = "", faults: tuple[str, ...] | None = None
+    name: str,
+    seeds: int,
+    max_examples: int,
+    env: str = "",
+    faults: tuple[str | Fault, ...] | None = None,
 ) -> dict[str, Any]:
     info = CATALOGUE[name]
     local = [e for e in info.unsafe_on if not ENVIRONMENTS[e].is_nfs]
@@ -64,7 +69,7 @@ def detection(
         "strategy": name,
         "bug_class": info.bug_class,
         "env": env,
-        "faults": list(faults),
+        "faults": [str(f) for f in faults],
         "caught": len(caught),
         "seeds": seeds,
         "properties": sorted({v.violation.prop for v in caught if v.violation}),

@@ -14,7 +14,7 @@ import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from maildircheck.impl.strategies import StrategyError, StrategyInfo, describe
+from maildircheck.impl.strategies import StrategyError, StrategyInfo, strategy_info
 from maildircheck.model.environments import Environment, environment
 from maildircheck.model.faults import DEFAULT_FAULTS, FAULTS, Fault, fault, names, parse_faults
 from maildircheck.model.properties import PROPERTIES, SAFETY
@@ -54,7 +54,7 @@ class Check:
         is known and applies there ("all" keeps those that do), the numbers are positive.
         Raises CheckError with a one-line message."""
         try:
-            describe(strategy)
+            strategy_info(strategy)
             where = env if isinstance(env, Environment) else environment(env)
             chosen = _faults(faults)
         except (StrategyError, ValueError) as err:
@@ -74,7 +74,7 @@ class Check:
     @property
     def info(self) -> StrategyInfo:
         """What the strategy is (its function, summary, expectations); a file loads once."""
-        return describe(self.strategy)
+        return strategy_info(self.strategy)
 
     @property
     def quality(self) -> bool:

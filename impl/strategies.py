@@ -2,7 +2,7 @@
 
 This module owns `CATALOGUE` (registry name -> `StrategyInfo`) and the two ways a command
 line names a strategy: a registry name such as `no-fsync`, or `path/to/file.py:function` for
-a strategy of one's own. `resolve` turns either into the generator function; `describe`
+a strategy of one's own. `resolve` turns either into the generator function; `strategy_info`
 into its `StrategyInfo`. Bad names raise `StrategyError` with a one-line message.
 Importing it imports only the small catalogue modules.
 """
@@ -32,8 +32,10 @@ from maildircheck.impl.catalogue import (
     b12_pid_only_name,
     b13_stale_nlink,
 )
+from maildircheck.model.environments import LOCAL
+from maildircheck.model.environments import NFS as NFS_ENVIRONMENTS
+from maildircheck.model.faults import EIO, ENOSPC, LOST_REPLY, POWER_LOSS, Fault
 from maildircheck.model.outcome import Strategy
-from maildircheck.model.properties import PROPERTIES as PROPERTIES
 
 
 class StrategyError(ValueError):
@@ -50,8 +52,8 @@ class StrategyInfo:
     summary: str  # one line: the first line of the module's docstring
     source: str  # one line: the real agent, file/function and version it comes from
     expected: tuple[str, ...]  # property IDs (see PROPERTIES) it is expected to break
-    unsafe_on: tuple[str, ...] = ()  # the persistence profiles where the flaw really bites
-    exposed_by: tuple[str, ...] = ()  # the faults (model.faults) that expose it there
+    unsafe_on: tuple[str, ...] = ()  # the environments where the flaw really bites
+    exposed_by: tuple[Fault, ...] = ()  # the faults that expose it there
 
 
 def _first_line(doc: str | None) -> str:
@@ -59,9 +61,10 @@ def _first_line(doc: str | None) -> str:
     return lines[0].strip() if lines else ""
 
 
-ALL_PROFILES = ("sync", "ext4-ordered", "ext4-writeback", "posix")
-NFS = ("nfs3-sync", "nfs3-nocto", "nfs3-nodrc")  # the NFS environments a strategy can pass
-CRASHING = ("ext4-ordered", "ext4-writeback", "posix")  # where unsynced state can be lost
+# Where a flaw bites, named from the environment table (model/environments.py):
+ALL_PROFILES = tuple(e.name for e in LOCAL)  # every local disk
+CRASHING = tuple(e.name for e in LOCAL if not e.profile.is_sync)  # unsynced state can be lost
+NFS = tuple(e.name for e in NFS_ENVIRONMENTS if e.durable_success_possible)  # can be passed
 
 
 def _entry(
@@ -71,7 +74,7 @@ def _entry(
     source: str,
     expected: tuple[str, ...],
     unsafe_on: tuple[str, ...] = ALL_PROFILES,
-    exposed_by: tuple[str, ...] = (),
+    exposed_by: tuple[Fault, ...] = (),
 ) -> StrategyInfo:
     summary = _first_line(sys.modules[function.__module__].__doc__)
     return StrategyInfo(name, function, bug, summary, source, expected, unsafe_on, exposed_by)
@@ -100,7 +103,7 @@ _ENTRIES = (
         "vpopmail FILE_SYNC off; Courier deliverquota.c; isync FSync no; Dovecot mail_fsync=never",
         ("P1", "P2"),
         CRASHING,
-        ("power-loss",),
+        (POWER_LOSS,),
     ),
     _entry(
         "close-unchecked",
@@ -109,7 +112,7 @@ _ENTRIES = (
         "Courier deliverquota.c (no fsync, close unchecked)",
         ("P1", "P2"),
         CRASHING,
-        ("enospc",),
+        (ENOSPC,),
     ),
     _entry(
         "rename-clobber",
@@ -132,7 +135,7 @@ _ENTRIES = (
         "all but Dovecot: qmail-local.c, Postfix local/maildir.c, Python mailbox.py, ...",
         ("P2",),
         CRASHING,
-        ("power-loss",),
+        (POWER_LOSS,),
     ),
     _entry(
         "ambiguous-link-fails",
@@ -141,7 +144,7 @@ _ENTRIES = (
         "qmail-local.c maildir_child; Python mailbox.py Maildir.add; getmail6; safecat.c",
         ("P6",),
         ALL_PROFILES,
-        ("lost-reply",),
+        (LOST_REPLY,),
     ),
     _entry(
         "success-when-gone",
@@ -150,7 +153,7 @@ _ENTRIES = (
         "vpopmail vdelivermail.c DeleteMail path (positive errno taken for success)",
         ("P2",),
         ALL_PROFILES,
-        ("enospc",),
+        (ENOSPC,),
     ),
     _entry(
         "transient-as-permanent",
@@ -159,7 +162,7 @@ _ENTRIES = (
         "Postfix src/local/maildir.c (5.2.0 on EIO/EEXIST); Courier deliverquota.c (exit 74)",
         ("P5",),
         ALL_PROFILES,
-        ("eio",),
+        (EIO,),
     ),
     _entry(
         "tmp-leak",
@@ -168,7 +171,7 @@ _ENTRIES = (
         "Python Lib/mailbox.py Maildir.add (sync/close raising)",
         ("P4",),
         ALL_PROFILES,
-        ("eio",),
+        (EIO,),
     ),
     _entry(
         "content-altered",
@@ -251,10 +254,10 @@ def _is_file_spec(spec: str) -> bool:
 
 def resolve(spec: str) -> Strategy:
     """The strategy named by `spec`: a registry name or `path/to/file.py:function`."""
-    return describe(spec).function
+    return strategy_info(spec).function
 
 
-def describe(spec: str) -> StrategyInfo:
+def strategy_info(spec: str) -> StrategyInfo:
     """The `StrategyInfo` for `spec`; a user's file gets bug class None and no expectations."""
     info = CATALOGUE.get(spec)
     if info is not None:

@@ -23,7 +23,7 @@ from maildircheck.model.nfs import EXPORT_ASYNC, EXPORT_SYNC, Mount
 from maildircheck.model.persistence import PROFILES, Profile
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Environment:
     name: str
     summary: str
@@ -34,6 +34,9 @@ class Environment:
 
     def __str__(self) -> str:
         return self.name
+
+    def __repr__(self) -> str:
+        return f"ENVIRONMENTS[{self.name!r}]"
 
     @property
     def is_nfs(self) -> bool:

@@ -58,7 +58,7 @@ class Family(enum.Enum):
     REPLY = "reply"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Fault:
     name: str
     summary: str
@@ -71,6 +71,9 @@ class Fault:
 
     def __str__(self) -> str:
         return self.name
+
+    def __repr__(self) -> str:  # how Hypothesis prints a drawn fault in a falsifying run
+        return f"FAULTS[{self.name!r}]"
 
     def can_hit(self, kind: str) -> bool:
         """Can this fault hit some request of this kind ("open", "link", "fsync_dir"...)?"""

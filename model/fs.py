@@ -271,9 +271,6 @@ class FileSystem:
         self.durable_entries = {d: dict(e) for d, e in self.entries.items()}
         self.durable_data = {i: bytes(n.data) for i, n in self.inodes.items()}
 
-    def live_listing(self, ino: int) -> dict[str, int]:
-        return dict(self.entries[ino])
-
 
 def apply_to(entries: dict[int, dict[str, int]], data: dict[int, bytes], op: PendingOp) -> None:
     """Apply one pending operation, unchanged, to a durable view."""

@@ -8,10 +8,10 @@ checker judges it against the file system (specs/requirements.md, P2 and P4).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Literal
 
 from maildircheck.model.record import Record
-from maildircheck.model.syscalls import Syscall, SyscallGen
+from maildircheck.model.syscalls import SyscallGen
 
 
 class DeliveryRequest(Record):
@@ -66,4 +66,3 @@ class PermanentFailure(Record):
 
 Outcome = Delivered | TemporaryFailure | PermanentFailure
 Strategy = Callable[[DeliveryRequest], SyscallGen[Outcome]]
-AnySyscall = Syscall[Any]

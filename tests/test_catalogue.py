@@ -14,7 +14,15 @@ from maildircheck.harness.check import Check
 from maildircheck.harness.verify import verify
 from maildircheck.impl.strategies import CATALOGUE
 from maildircheck.model.environments import ENVIRONMENTS, LOCAL
-from maildircheck.model.faults import DEFAULT_FAULTS, FAULTS, KILL, LOST_REPLY, POWER_LOSS, Fault
+from maildircheck.model.faults import (
+    DEFAULT_FAULTS,
+    FAULTS,
+    KILL,
+    LOST_REPLY,
+    POWER_LOSS,
+    Fault,
+    names,
+)
 
 FLAWED = [name for name, info in CATALOGUE.items() if info.bug_class]
 UNSAFE = [(name, env) for name in FLAWED for env in CATALOGUE[name].unsafe_on]
@@ -34,7 +42,7 @@ def test_flaw_is_caught_where_unsafe(name: str, env: str, seed: int) -> None:
             name, env, info.exposed_by, max_examples=1500, seed=seed, quality="P6" in info.expected
         )
     )
-    assert v.violation is not None, f"{name} not caught under {env} with {info.exposed_by}"
+    assert v.violation is not None, f"{name} not caught under {env} with {names(info.exposed_by)}"
     assert v.violation.prop in info.expected, str(v.violation)
     assert v.timeline is not None and v.timeline.syscalls > 0
 

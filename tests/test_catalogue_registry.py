@@ -1,7 +1,7 @@
 """Sanity of the strategy registry (impl/strategies.py) and the catalogue.
 
 Owns: every registry entry resolves and documents its bug class, source and properties;
-`resolve`/`describe` load `file.py:function` specs and reject bad ones with one-line
+`resolve`/`strategy_info` load `file.py:function` specs and reject bad ones with one-line
 `StrategyError`s; every entry delivers when nothing goes wrong (driven by a stateless stub
 that answers every request). Whether the checker catches each flaw is tested with the
 checker (tests/test_catalogue.py).
@@ -19,12 +19,12 @@ import pytest
 
 from maildircheck.impl.strategies import (
     CATALOGUE,
-    PROPERTIES,
     StrategyError,
-    describe,
     resolve,
+    strategy_info,
 )
 from maildircheck.model.outcome import Delivered, DeliveryRequest, Outcome, Strategy
+from maildircheck.model.properties import PROPERTIES
 from maildircheck.model.syscalls import (
     ClockReading,
     FileKind,
@@ -63,7 +63,7 @@ def test_registry_names() -> None:
 def test_entry_resolves_and_documents_itself(name: str) -> None:
     info = CATALOGUE[name]
     assert info.name == name
-    assert resolve(name) is info.function and describe(name) is info
+    assert resolve(name) is info.function and strategy_info(name) is info
     assert inspect.isgeneratorfunction(info.function)
     assert info.summary and "\n" not in info.summary
     assert info.source and "\n" not in info.source
@@ -91,9 +91,9 @@ def test_resolve_user_file(tmp_path: Path) -> None:
         "    return (yield from _d(request))\n"
     )
     assert callable(resolve(f"{path}:deliver"))
-    info = describe(f"{path}:deliver")
+    info = strategy_info(f"{path}:deliver")
     assert (info.bug_class, info.summary, info.expected) == (None, "Just the correct one.", ())
-    assert describe(f"{path}:bare").summary == "My strategies."
+    assert strategy_info(f"{path}:bare").summary == "My strategies."
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ import pytest
 from maildircheck.harness.check import Check
 from maildircheck.harness.verify import verify
 from maildircheck.impl.drivers import run_on_os
-from maildircheck.impl.strategies import describe, resolve
+from maildircheck.impl.strategies import resolve, strategy_info
 from maildircheck.model.lifecycle import mermaid
 from maildircheck.model.outcome import Delivered, DeliveryRequest
 
@@ -60,7 +60,7 @@ def test_lifecycle_diagram_is_valid_mermaid() -> None:
 def test_example_resolves_as_a_strategy() -> None:
     func = resolve(SPEC)
     assert inspect.isgeneratorfunction(func)
-    info = describe(SPEC)
+    info = strategy_info(SPEC)
     assert info.bug_class is None and info.summary
 
 
