@@ -35,7 +35,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from maildircheck.harness import trace_cli
+from maildircheck.harness.trace import cli as trace_cli
 from maildircheck.impl.strategies import CATALOGUE, StrategyError, describe
 from maildircheck.model.faults import DEFAULT_FAULTS, FAULTS, NFS_ONLY, parse_faults
 from maildircheck.model.nfs import NFS_ENVS
@@ -346,7 +346,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_matrix(args: argparse.Namespace) -> int:
     from maildircheck.harness.matrix import run_matrix, trace_rows
     from maildircheck.harness.progress import for_stderr
-    from maildircheck.harness.trace_run import TraceSetupError
+    from maildircheck.harness.trace.runner import TraceSetupError
 
     strategies = args.strategies or ([] if args.trace and not args.strategies else list(CATALOGUE))
     envs = args.envs or [*PROFILES, *NFS_ENVS]

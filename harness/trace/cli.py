@@ -82,13 +82,13 @@ def add_parser(commands: Any) -> None:
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
-    from maildircheck.harness.trace_check import (
+    from maildircheck.harness.trace.runner import DEFAULT_MESSAGE, TraceSetupError, run_traced
+    from maildircheck.harness.trace.verdicts import (
         LOCAL_ENVS,
         check_run,
         render,
         replay_command_for,
     )
-    from maildircheck.harness.trace_run import DEFAULT_MESSAGE, TraceSetupError, run_traced
 
     command = list(args.program)
     if command[:1] == ["--"]:

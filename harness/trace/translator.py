@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from maildircheck.harness.strace import (
+from maildircheck.harness.trace.reader import (
     TraceCall,
     TraceSyntaxError,
     decode_string,
