@@ -401,10 +401,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
+    """0 every property holds under every profile; 1 one is violated under at least one;
+    3 the check could not complete (strace missing, the command not found, or the replay
+    stopped at a call the model cannot follow)."""
+    from maildircheck.harness.trace.runner import TraceSetupError
+
     try:
-        return trace_cli.cmd_trace(args)
+        report = trace_cli.report_for(args)
     except trace_cli.TraceUsageError as err:
         raise UsageError(str(err)) from None
+    except TraceSetupError as err:
+        _complain(str(err))
+        return CHECK_ERROR
+    print(trace_cli.report_text(report, args.json))
+    if report.violated:
+        return 1
+    return 0 if report.holds else CHECK_ERROR
 
 
 COMMANDS = {
