@@ -36,8 +36,8 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from maildircheck.harness import trace_cli
 from maildircheck.harness.check import Check, CheckError
+from maildircheck.harness.trace import cli as trace_cli
 from maildircheck.impl.strategies import CATALOGUE
 from maildircheck.model.environments import ENVIRONMENTS
 from maildircheck.model.faults import DEFAULT_FAULTS, FAULTS, names
@@ -308,7 +308,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_matrix(args: argparse.Namespace) -> int:
     from maildircheck.harness.matrix import cell_checks, run_matrix, trace_rows
     from maildircheck.harness.progress import for_stderr
-    from maildircheck.harness.trace_run import TraceSetupError
+    from maildircheck.harness.trace.runner import TraceSetupError
 
     strategies = args.strategies or ([] if args.trace else list(CATALOGUE))
     envs = args.envs or list(ENVIRONMENTS)
@@ -357,10 +357,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
+    """0 every property holds under every profile; 1 one is violated under at least one;
+    3 the check could not complete (strace missing, the command not found, or the replay
+    stopped at a call the model cannot follow)."""
+    from maildircheck.harness.trace.runner import TraceSetupError
+
     try:
-        return trace_cli.cmd_trace(args)
+        report = trace_cli.report_for(args)
     except trace_cli.TraceUsageError as err:
         raise UsageError(str(err)) from None
+    except TraceSetupError as err:
+        _complain(str(err))
+        return CHECK_ERROR
+    print(trace_cli.report_text(report, args.json))
+    if report.violated:
+        return 1
+    return 0 if report.holds else CHECK_ERROR
 
 
 COMMANDS = {

@@ -21,7 +21,7 @@ from maildircheck.harness.check import Check, CheckError
 from maildircheck.harness.parallel import completed
 from maildircheck.harness.progress import Progress
 from maildircheck.harness.svg import render_svg
-from maildircheck.harness.trace_replay import ReplayResult
+from maildircheck.harness.trace.replay import ReplayResult
 from maildircheck.harness.verify import Verdict
 from maildircheck.model.environments import ENVIRONMENTS, environment
 from maildircheck.model.properties import SAFETY
@@ -221,11 +221,11 @@ class Matrix:
 
 def trace_rows(programs: Iterable[str], envs: list[str]) -> list[TracedRow]:
     """`NAME=COMMAND ARGS` (or just a command) -> a traced row per program, each run once
-    under strace and replayed under every column (harness/trace_check.py)."""
+    under strace and replayed under every column (harness/trace/verdicts.py)."""
     import shlex
 
-    from maildircheck.harness.trace_check import check_run, replay_command_for
-    from maildircheck.harness.trace_run import run_traced
+    from maildircheck.harness.trace.runner import run_traced
+    from maildircheck.harness.trace.verdicts import check_run, replay_command_for
 
     rows = []
     for spec in programs:

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from maildircheck.harness.cli import main
-from maildircheck.harness.strace import TraceSyntaxError, decode_string, parse, split_args
-from maildircheck.harness.trace_check import check_run, render
-from maildircheck.harness.trace_model import Dup, Fork, Seek, Step, Unmodeled, translate
-from maildircheck.harness.trace_replay import outcome_of, replay
-from maildircheck.harness.trace_run import DEFAULT_MESSAGE, inject_option, run_traced
+from maildircheck.harness.trace.reader import TraceSyntaxError, decode_string, parse, split_args
+from maildircheck.harness.trace.replay import outcome_of, replay
+from maildircheck.harness.trace.runner import DEFAULT_MESSAGE, inject_option, run_traced
+from maildircheck.harness.trace.translator import Dup, Fork, Seek, Step, Unmodeled, translate
+from maildircheck.harness.trace.verdicts import check_run, render
 from maildircheck.model.outcome import Delivered, PermanentFailure, TemporaryFailure
 from maildircheck.model.syscalls import (
     Close,

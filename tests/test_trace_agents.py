@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from maildircheck.harness.agent_table import (
+from maildircheck.harness.trace.agent_table import (
     AgentRow,
     embedded,
     placement,
@@ -39,10 +39,10 @@ from maildircheck.harness.agent_table import (
     verdict,
     with_table,
 )
-from maildircheck.harness.strace import decode_string, fd_path, flags_of, parse
-from maildircheck.harness.trace_check import LOCAL_ENVS, TraceReport, check_run
-from maildircheck.harness.trace_model import Step
-from maildircheck.harness.trace_run import TracedRun, run_traced
+from maildircheck.harness.trace.reader import decode_string, fd_path, flags_of, parse
+from maildircheck.harness.trace.runner import TracedRun, run_traced
+from maildircheck.harness.trace.translator import Step
+from maildircheck.harness.trace.verdicts import LOCAL_ENVS, TraceReport, check_run
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "traced-agents.md"

@@ -5,8 +5,8 @@ and $HOME) and `Maildir/{tmp,new,cur}` holding one earlier message in cur/, the 
 on standard input, `{maildir}` in the command replaced by the Maildir's path (or the path
 appended when no argument names it), strace's options (`-f` children, `-y` fd paths,
 `-xx` every byte exact, `-s` long enough for any write), optional fault injection, a
-time limit, and the Maildir's files before and after. The parsing, the model and the
-verdicts are `harness.strace`, `harness.trace_model` and `harness.trace_replay`.
+time limit, and the Maildir's files before and after. Reading the trace is `trace.reader`'s
+job, its meaning `trace.translator`'s, the replay `trace.replay`'s.
 """
 
 from __future__ import annotations

@@ -1,25 +1,25 @@
-"""The `maildircheck trace` subcommand: its options, its output and its exit code.
+"""The `maildircheck trace` subcommand: its options and the report they ask for.
 
     maildircheck trace [--env PROFILE]... [--inject CALL:ERRNO[:N]]... [--user USER]
                        [--message FILE] [--temporary-exits 71,75,111] [--timeout S]
                        [--keep] [--json] -- COMMAND [ARGS...]
 
 `{maildir}` in ARGS stands for the scratch Maildir (appended when no argument has it).
-Exit codes: 0 every property holds under every profile; 1 a property is violated under
-at least one; 2 usage error; 3 the check could not complete (strace missing, the command
-not found, or the replay stopped at a call the model cannot follow).
+This module owns the options, checking their values (`TraceUsageError`), running the check
+they ask for and the report's text on stdout; a check that could not run raises
+`trace.runner.TraceSetupError`. The exit code and the error line are `harness.cli`'s.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from maildircheck.model.environments import ENVIRONMENTS
 
-CHECK_ERROR = 3
+if TYPE_CHECKING:
+    from maildircheck.harness.trace.verdicts import TraceReport
 
 
 class TraceUsageError(Exception):
@@ -80,14 +80,11 @@ def add_parser(commands: Any) -> None:
     trace.add_argument("program", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]")
 
 
-def cmd_trace(args: argparse.Namespace) -> int:
-    from maildircheck.harness.trace_check import (
-        LOCAL_ENVS,
-        check_run,
-        render,
-        replay_command_for,
-    )
-    from maildircheck.harness.trace_run import DEFAULT_MESSAGE, TraceSetupError, run_traced
+def report_for(args: argparse.Namespace) -> TraceReport:
+    """Run and judge the check the parsed options ask for; `TraceUsageError` for a bad
+    option value, `TraceSetupError` when the check could not run."""
+    from maildircheck.harness.trace.runner import DEFAULT_MESSAGE, run_traced
+    from maildircheck.harness.trace.verdicts import LOCAL_ENVS, check_run, replay_command_for
 
     command = list(args.program)
     if command[:1] == ["--"]:
@@ -105,30 +102,30 @@ def cmd_trace(args: argparse.Namespace) -> int:
                 message = f.read()
         except OSError as err:
             raise TraceUsageError(f"cannot read --message {args.message}: {err.strerror}") from None
-    try:
-        run = run_traced(
-            command,
-            message,
-            inject=args.inject,
-            user=args.user,
-            timeout=args.timeout,
-            keep=args.keep,
-        )
-    except TraceSetupError as err:
-        sys.stderr.write(f"maildircheck: error: {err}\n")
-        return CHECK_ERROR
-    report = check_run(
+    run = run_traced(
+        command,
+        message,
+        inject=args.inject,
+        user=args.user,
+        timeout=args.timeout,
+        keep=args.keep,
+    )
+    return check_run(
         run,
         envs,
         args.temporary_exits,
         replay_command_for(command, args.env or [], args.inject, args.user),
     )
-    if args.json:
-        print(json.dumps(report.as_json(), indent=2, sort_keys=True))
-    else:
-        print("\n".join(render(report)))
-        if run.scratch:
-            print(f"scratch directory kept: {run.scratch}")
-    if report.violated:
-        return 1
-    return 0 if report.holds else CHECK_ERROR
+
+
+def report_text(report: TraceReport, as_json: bool) -> str:
+    """What `trace` prints on stdout: the JSON, or the plain report and where the kept
+    scratch directory is."""
+    from maildircheck.harness.trace.verdicts import render
+
+    if as_json:
+        return json.dumps(report.as_json(), indent=2, sort_keys=True)
+    lines = render(report)
+    if report.run.scratch:
+        lines.append(f"scratch directory kept: {report.run.scratch}")
+    return "\n".join(lines)

@@ -1,7 +1,7 @@
 """Replaying a traced run in the model, with a crash at every point (specs T4-T6).
 
-This module owns the replay: it feeds the events of `harness.trace_model` to one model
-host (`harness.host.Host`, so local disks and NFS alike), one model process per traced
+This module owns the replay: it feeds the events of `trace.translator` to one model host
+(`harness.host.Host`, so local disks and NFS alike), one model process per traced
 process, keeps the traced descriptor numbers (dup shares the open file description, as
 POSIX says), and after every step asks the same questions the checker asks: P1 live and
 in every crash state the profile allows at that point (so a kill or a power cut at every
@@ -21,7 +21,7 @@ from typing import Any
 
 from maildircheck.harness.host import ROOT, Host, short, show
 from maildircheck.harness.timeline import Timeline
-from maildircheck.harness.trace_model import Dup, Event, Fork, Seek, Step, Unmodeled
+from maildircheck.harness.trace.translator import Dup, Event, Fork, Seek, Step, Unmodeled
 from maildircheck.model.environments import ENVIRONMENTS
 from maildircheck.model.kernel import Kernel, Process
 from maildircheck.model.outcome import Delivered, Outcome, PermanentFailure, TemporaryFailure

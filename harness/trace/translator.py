@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from maildircheck.harness.host import ROOT
-from maildircheck.harness.strace import (
+from maildircheck.harness.trace.reader import (
     TraceCall,
     TraceSyntaxError,
     decode_string,

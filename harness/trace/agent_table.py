@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from maildircheck.harness.host import ROOT
-from maildircheck.harness.trace_check import TraceReport
-from maildircheck.harness.trace_model import Dup, Step
-from maildircheck.harness.trace_replay import ReplayResult
+from maildircheck.harness.trace.replay import ReplayResult
+from maildircheck.harness.trace.translator import Dup, Step
+from maildircheck.harness.trace.verdicts import TraceReport
 from maildircheck.model.syscalls import Fdatasync, Fsync, Link, Open, Rename
 
 START = "<!-- agent-table:start -->"

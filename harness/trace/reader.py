@@ -5,7 +5,7 @@ This module owns only the text format (strace(1), version 6): the optional pid p
 quoting and nesting, `-y` fd decorations (`3</path>`), and results (`= 3`, `= -1 ENOENT
 (No such file or directory)`, the `(INJECTED)` mark of `-e inject`). Process events
 (`+++ exited with 0 +++`, `+++ killed by SIGKILL +++`) become calls named `+++exit` and
-`+++killed`. What the calls mean for a Maildir is `harness.trace_model`'s business.
+`+++killed`. What the calls mean for a Maildir is the business of `trace.translator`.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """`maildircheck trace`: one traced run judged under each profile, as a report and JSON.
 
-This module owns joining the run (`harness.trace_run`), the translation
-(`harness.trace_model`) and the replay (`harness.trace_replay`), the facts a reader wants
-about the agent's own calls (does it fsync the file, the directory; link or rename; what
-it added to the message), the stable JSON, and the plain-text report with the replay
-command. The CLI (`harness.cli`) maps the verdicts to exit codes.
+This module owns joining the run (`trace.runner`), the translation (`trace.translator`)
+and the replay (`trace.replay`), the facts a reader wants about the agent's own calls (does
+it fsync the file, the directory; link or rename; what it added to the message), the
+stable JSON, and the plain-text report with the replay command. The CLI (`harness.cli`)
+maps the verdicts to exit codes.
 """
 
 from __future__ import annotations
@@ -14,16 +14,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from maildircheck.harness.strace import parse
-from maildircheck.harness.trace_model import Event, Step, Unmodeled, translate
-from maildircheck.harness.trace_replay import (
+from maildircheck.harness.trace.reader import parse
+from maildircheck.harness.trace.replay import (
     TEMPORARY_EXIT,
     ReplayResult,
     outcome_of,
     replay,
     unexplored,
 )
-from maildircheck.harness.trace_run import TracedRun
+from maildircheck.harness.trace.runner import TracedRun
+from maildircheck.harness.trace.translator import Event, Step, Unmodeled, translate
 from maildircheck.model.environments import ENVIRONMENTS, LOCAL
 from maildircheck.model.outcome import Outcome
 from maildircheck.model.syscalls import (

@@ -1,0 +1,1 @@
+"""`maildircheck trace`: any delivery program run under strace, replayed in the model, judged."""
