@@ -1,8 +1,10 @@
 """`maildir-deliver`: deliver standard input into a Maildir, for an MTA to run.
 
-This module owns the command line: parsing it (and the environment the MTA sets), the
-manual page `--help` prints, the SIGTERM handler and the 24-hour alarm, and the one mapping
-from an outcome to an exit code (`exit_code`). The delivery itself - From_ line, headers,
+This module owns the command line: the table of its options (`OPTIONS`, written once: the
+fast path, argparse, the convention pre-scan and the manual's SYNOPSIS and OPTIONS derive
+from it), parsing it (and the environment the MTA sets), the manual page `--help` prints,
+the SIGTERM handler and the 24-hour alarm, and the one mapping from an outcome to an exit
+code (`exit_code`). The delivery itself - From_ line, headers,
 folders, sizes included - is `maildircheck.impl.deliver.deliver`, run on the OS by
 `maildircheck.impl.drivers`; this module only fills in its `DeliveryRequest`.
 docs/delivery-agent.md shows it behind Postfix, qmail and Exim (spec family D).
@@ -14,9 +16,9 @@ import argparse
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import Any, BinaryIO, NoReturn
+from typing import Any, BinaryIO, Literal, NoReturn
 
 from maildircheck.impl.deliver import deliver
 from maildircheck.impl.drivers import StopFlag, run_on_os
@@ -50,15 +52,125 @@ EXIT_CODES: dict[str, Codes] = {
 }
 DEFAULT_CONVENTION = "qmail"
 
-MANUAL = """\
+OptionKind = Literal["switch", "value", "manual"]
+
+
+class Option(Record):
+    """One option: what every reader of the command line takes from the table `OPTIONS`.
+
+    It sets the attribute named after its flag (`--no-size`: no_size): a switch True, a
+    value option its value (`default` without it); the manual option prints the manual."""
+
+    flag: str
+    manual: str  # its paragraph under OPTIONS, line by line as the manual shows it
+    kind: OptionKind = "switch"
+    metavar: str | None = None  # the value's name (a value option without `choices`)
+    choices: tuple[str, ...] = ()  # the values a value option allows
+    default: str | None = None
+    exclusive: bool = False  # the exclusive options exclude one another
+    accepts: Callable[[str], bool] | None = None  # a value check; `refusal` says why not
+    refusal: str = ""
+    short: str = ""  # a one-letter alias: -h
+
+    @property
+    def dest(self) -> str:
+        return self.flag[2:].replace("-", "_")
+
+
+OPTIONS = (
+    Option(
+        "--exit-codes",
+        "Exit-code convention (default qmail); see EXIT STATUS. Postfix and Exim\n"
+        "need sysexits: to them 111 and 100 are both bounces.",
+        kind="value",
+        choices=tuple(sorted(EXIT_CODES)),
+        default=DEFAULT_CONVENTION,
+    ),
+    Option(
+        "--create",
+        "Create MAILDIR and its tmp/ new/ cur/ (and the --folder) if missing.\n"
+        "Without it a missing maildir is a temporary failure.",
+    ),
+    Option(
+        "--folder",
+        "Deliver into the Maildir++ folder MAILDIR/.NAME/ (Courier, Dovecot);\n"
+        '"a.b" is the folder b inside a. With --create it is made with its own\n'
+        "tmp/ new/ cur/ and the empty file maildirfolder.",
+        kind="value",
+        metavar="NAME",
+        exclusive=True,
+        accepts=folder_name_ok,
+        refusal="cannot be a Maildir++ folder name",
+    ),
+    Option(
+        "--extension-folder",
+        "Deliver into MAILDIR/.$EXTENSION/ when EXTENSION is set and that folder\n"
+        "exists; otherwise into MAILDIR. The name comes from the sender of the\n"
+        "mail, so this folder is never created and a name that cannot be a\n"
+        'folder (empty, "/", "..", control characters) means MAILDIR.',
+        exclusive=True,
+    ),
+    Option(
+        "--return-path",
+        'Prepend "Return-Path: <$SENDER>" (SENDER unset: the sender of the From_\n'
+        "line; neither: no header). Not behind mailbox_command: Postfix adds it.",
+    ),
+    Option("--delivered-to", 'Prepend "Delivered-To: $RECIPIENT" (or $ORIGINAL_RECIPIENT).'),
+    Option("--keep-from-line", "Keep a leading From_ line as part of the message."),
+    Option("--no-size", 'Leave ",S=<size>" out of the name.'),
+    Option(
+        "--allow-empty",
+        "Deliver an empty message (nothing after a From_ line) instead of\nrefusing it.",
+    ),
+    Option("--help", "Print this manual and exit 0.", kind="manual", short="-h"),
+)
+"""maildir-deliver's options, in the order of the manual."""
+BY_FLAG = {option.flag: option for option in OPTIONS}
+CONVENTION = BY_FLAG["--exit-codes"]
+
+
+def _heading(option: Option) -> str:
+    """An option as the manual names it: `--folder NAME`, `-h, --help`."""
+    shown = f"{option.short}, {option.flag}" if option.short else option.flag
+    if option.kind == "value":
+        shown += " " + ("|".join(option.choices) or option.metavar or "")
+    return shown
+
+
+def _synopsis() -> str:
+    """SYNOPSIS: the options but the manual one in brackets, the exclusive ones in one
+    pair at the first one's place, then MAILDIR; wrapped within 79 columns."""
+    group = " | ".join(_heading(option) for option in OPTIONS if option.exclusive)
+    items: list[str] = []
+    for option in OPTIONS:
+        item = f"[{group}]" if option.exclusive else f"[{_heading(option)}]"
+        if option.kind != "manual" and item not in items:
+            items.append(item)
+    lines, line = [], f"    {PROG}"
+    for word in " ".join([*items, "[MAILDIR]"]).split(" "):
+        if len(line) + 1 + len(word) > 79:
+            lines.append(line)
+            line = " " * (len(PROG) + 5) + word
+        else:
+            line += " " + word
+    return "\n".join([*lines, line])
+
+
+def _options_section() -> str:
+    """OPTIONS: each option's heading, then its paragraph indented below it."""
+    lines = []
+    for option in OPTIONS:
+        lines.append(f"    {_heading(option)}")
+        lines.extend(f"        {text}" for text in option.manual.splitlines())
+    return "\n".join(lines)
+
+
+_NAME = """\
 NAME
     maildir-deliver - deliver one message from standard input into a Maildir
+"""
 
-SYNOPSIS
-    maildir-deliver [--exit-codes qmail|sysexits] [--create] [--folder NAME |
-                    --extension-folder] [--return-path] [--delivered-to]
-                    [--keep-from-line] [--no-size] [--allow-empty] [MAILDIR]
-
+_DESCRIPTION = """\
 DESCRIPTION
     Reads one message from standard input and delivers it into MAILDIR
     (default: $HOME/Maildir) the way maildir(5) prescribes: written to tmp/,
@@ -75,38 +187,9 @@ DESCRIPTION
     SENDER. Everything else is kept byte for byte: CRLF, NUL and 8-bit bytes,
     a missing final newline. The name in new/ ends with ",S=<size>", the size
     of the file as written (Maildir++ quota; Dovecot and Courier read it).
+"""
 
-OPTIONS
-    --exit-codes qmail|sysexits
-        Exit-code convention (default qmail); see EXIT STATUS. Postfix and Exim
-        need sysexits: to them 111 and 100 are both bounces.
-    --create
-        Create MAILDIR and its tmp/ new/ cur/ (and the --folder) if missing.
-        Without it a missing maildir is a temporary failure.
-    --folder NAME
-        Deliver into the Maildir++ folder MAILDIR/.NAME/ (Courier, Dovecot);
-        "a.b" is the folder b inside a. With --create it is made with its own
-        tmp/ new/ cur/ and the empty file maildirfolder.
-    --extension-folder
-        Deliver into MAILDIR/.$EXTENSION/ when EXTENSION is set and that folder
-        exists; otherwise into MAILDIR. The name comes from the sender of the
-        mail, so this folder is never created and a name that cannot be a
-        folder (empty, "/", "..", control characters) means MAILDIR.
-    --return-path
-        Prepend "Return-Path: <$SENDER>" (SENDER unset: the sender of the From_
-        line; neither: no header). Not behind mailbox_command: Postfix adds it.
-    --delivered-to
-        Prepend "Delivered-To: $RECIPIENT" (or $ORIGINAL_RECIPIENT).
-    --keep-from-line
-        Keep a leading From_ line as part of the message.
-    --no-size
-        Leave ",S=<size>" out of the name.
-    --allow-empty
-        Deliver an empty message (nothing after a From_ line) instead of
-        refusing it.
-    -h, --help
-        Print this manual and exit 0.
-
+_AFTER_OPTIONS = """\
 ENVIRONMENT
     HOME                 MAILDIR defaults to $HOME/Maildir.
     SENDER               The envelope sender, for --return-path ("" for <>).
@@ -154,6 +237,12 @@ SEE ALSO
     docs/delivery-agent.md; maildir(5); Postfix local(8), pipe(8);
     qmail-command(8); sysexits.h; Courier maildir(5), README.maildirquota.
 """
+
+MANUAL = (
+    f"{_NAME}\nSYNOPSIS\n{_synopsis()}\n\n{_DESCRIPTION}\n"
+    f"OPTIONS\n{_options_section()}\n\n{_AFTER_OPTIONS}"
+)
+"""The manual page `--help` prints; SYNOPSIS and OPTIONS come from `OPTIONS`."""
 
 
 def exit_code(outcome: Outcome, convention: str) -> int:
@@ -216,13 +305,20 @@ def _convention_in(argv: Sequence[str]) -> str:
         if arg == "--":
             break
         value = None
-        if arg == "--exit-codes" and i + 1 < len(argv):
+        if arg == CONVENTION.flag and i + 1 < len(argv):
             value = argv[i + 1]
-        elif arg.startswith("--exit-codes="):
+        elif arg.startswith(CONVENTION.flag + "="):
             value = arg.partition("=")[2]
-        if value in EXIT_CODES:
+        if value in CONVENTION.choices:
             chosen = value
     return chosen
+
+
+def _refusal(option: Option, value: str | None) -> str | None:
+    """Why the final `value` of `option` is a usage error (its `accepts` check), or None."""
+    if value is None or option.accepts is None or option.accepts(value):
+        return None
+    return f"{option.flag} {value!r} {option.refusal}"
 
 
 class _Manual(argparse.Action):
@@ -235,62 +331,61 @@ class _Manual(argparse.Action):
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """The command line parsed by argparse, set up from `OPTIONS`; a usage error exits."""
     parser = _Parser(prog=PROG, add_help=False, allow_abbrev=False, formatter_class=_formatter)
     parser.usage_code = EXIT_CODES[_convention_in(argv)].usage
-    parser.add_argument("-h", "--help", action=_Manual, nargs=0)
-    parser.add_argument("--exit-codes", choices=sorted(EXIT_CODES), default=DEFAULT_CONVENTION)
-    parser.add_argument("--create", action="store_true")
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--folder", metavar="NAME")
-    where.add_argument("--extension-folder", action="store_true")
-    parser.add_argument("--return-path", action="store_true")
-    parser.add_argument("--delivered-to", action="store_true")
-    parser.add_argument("--keep-from-line", action="store_true")
-    parser.add_argument("--no-size", action="store_true")
-    parser.add_argument("--allow-empty", action="store_true")
+    exclusive = parser.add_mutually_exclusive_group()
+    for option in OPTIONS:
+        add = exclusive.add_argument if option.exclusive else parser.add_argument
+        flags = (option.short, option.flag) if option.short else (option.flag,)
+        if option.kind == "manual":
+            add(*flags, action=_Manual, nargs=0)
+        elif option.kind == "switch":
+            add(*flags, action="store_true")
+        else:
+            choices = option.choices or None
+            add(*flags, choices=choices, default=option.default, metavar=option.metavar)
     parser.add_argument("maildir", metavar="MAILDIR", nargs="?")
     args = parser.parse_args(list(argv))
     if args.maildir == "":
         parser.error("MAILDIR must not be empty")
-    if args.folder is not None and not folder_name_ok(args.folder):
-        parser.error(f"--folder {args.folder!r} cannot be a Maildir++ folder name")
+    for option in OPTIONS:
+        refused = _refusal(option, getattr(args, option.dest))
+        if refused is not None:
+            parser.error(refused)
     return args
 
 
-_SWITCHES = {
-    "--create": "create",
-    "--extension-folder": "extension_folder",
-    "--return-path": "return_path",
-    "--delivered-to": "delivered_to",
-    "--keep-from-line": "keep_from_line",
-    "--no-size": "no_size",
-    "--allow-empty": "allow_empty",
-}
-
-
 def parse_plain(argv: Sequence[str]) -> argparse.Namespace | None:
-    """What `parse_args` returns for the command lines an MTA runs - the switches,
-    `--exit-codes CONVENTION`, `--folder NAME`, one MAILDIR, each valid - found without
-    building the argparse parser (about 3 ms at start-up: gettext's locale look-ups,
-    regular expressions); None for anything else (--help, `--opt=value`, `--`, a value
-    starting with "-", every usage error), which `parse_args` then parses."""
-    values: dict[str, Any] = dict.fromkeys(_SWITCHES.values(), False)
-    values.update(help=None, exit_codes=DEFAULT_CONVENTION, folder=None, maildir=None)
+    """What `parse_args` returns for the command lines an MTA runs - the switches and the
+    value options of `OPTIONS` (at most one exclusive one), one MAILDIR, each valid - found
+    without building the argparse parser (about 3 ms at start-up: gettext's locale
+    look-ups, regular expressions); None for anything else (--help, `--opt=value`, `--`, a
+    value starting with "-", every usage error), which `parse_args` then parses."""
+    values: dict[str, Any] = {
+        option.dest: False if option.kind == "switch" else option.default for option in OPTIONS
+    }
+    values["maildir"] = None
+    exclusive_seen = set()
     words = iter(argv)
     for word in words:
-        if word in _SWITCHES:
-            values[_SWITCHES[word]] = True
-        elif word in ("--exit-codes", "--folder"):
+        option = BY_FLAG.get(word)
+        if option is not None and option.kind == "switch":
+            values[option.dest] = True
+        elif option is not None and option.kind == "value":
             value = next(words, "-")
-            if value.startswith("-") or (word == "--exit-codes" and value not in EXIT_CODES):
+            if value.startswith("-") or (option.choices and value not in option.choices):
                 return None
-            values[word[2:].replace("-", "_")] = value
+            values[option.dest] = value
         elif word.startswith("-") or not word or values["maildir"] is not None:
             return None
         else:
             values["maildir"] = word
-    folder = values["folder"]
-    if folder is not None and (values["extension_folder"] or not folder_name_ok(folder)):
+        if option is not None and option.exclusive:
+            exclusive_seen.add(option.flag)
+    if len(exclusive_seen) > 1:
+        return None
+    if any(_refusal(option, values[option.dest]) for option in OPTIONS):
         return None
     return argparse.Namespace(**values)
 

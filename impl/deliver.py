@@ -26,8 +26,10 @@ The delivery-agent conventions (the D family; all off in a default `DeliveryRequ
 
 The algorithm is written once, in `run`, with each step a field of `Steps` whose default is
 the correct step. `deliver` runs the defaults; each entry of the catalogue of flawed
-strategies (impl/catalogue/) replaces exactly one field, so its counterexample isolates
-that one flaw.
+strategies (impl/catalogue/) replaces only the fields its one flaw changes, so its
+counterexample isolates that flaw. Where the file is written is one of them: `write_in`
+(A3, tmp/) with `place` (A8-A9, the link into new/); B1 writes in new/ and has nothing
+to place.
 """
 
 from __future__ import annotations
@@ -339,7 +341,8 @@ returns the byte count."""
 FdStep = Callable[[int], SyscallGen[None]]
 """A5 / A6: fsync or close the file."""
 PlaceStep = Callable[[DeliveryRequest, str, str], SyscallGen[str]]
-"""A8-A9: put tmp/NAME into new/ (request, tmp path, name); returns the name in new/."""
+"""A8-A9: put the written file into new/ (request, its path, the name for new/); returns
+the name in new/."""
 DirStep = Callable[[str, str], SyscallGen[None]]
 """A10: make the new/ entry durable (maildir root, name in new/)."""
 FailStep = Callable[[str, "OSError | Interrupted", int, str], SyscallGen[Outcome]]
@@ -373,15 +376,21 @@ def give_up(stage: str, err: OSError | Interrupted, fd: int, tmp: str) -> Syscal
 
 
 class Steps(Record):
-    """The replaceable steps; the defaults are the correct algorithm. None skips a step."""
+    """The replaceable steps; the defaults are the correct algorithm. None skips a step.
+
+    `write_in` is the subdirectory where A3 creates the file and A4-A6 write it: tmp/, so
+    that new/ only ever shows complete messages (B1's flaw is new/). `place_consumes_tmp`
+    is True when, once `place` has run, the written file is the message in new/ - a rename
+    moved it there, or it was written there - so there is nothing left to unlink (A11)."""
 
     name: NameStep = fresh_name
+    write_in: str = "tmp"
     create_flags: OpenFlag = CREATE_FLAGS
     copy: CopyStep = copy_input
     sync: FdStep | None = fsync_file
     close: FdStep = close_file
     place: PlaceStep = link_into_new
-    place_consumes_tmp: bool = False  # True when placing moves tmp/NAME away (rename)
+    place_consumes_tmp: bool = False
     sync_new: DirStep | None = fsync_new
     fail: FailStep = give_up
 
@@ -408,7 +417,7 @@ def run(request: DeliveryRequest, steps: Steps) -> SyscallGen[Outcome]:
         stage = "create"
         for counter in range(request.max_name_attempts):  # A3
             name = yield from steps.name(counter)
-            tmp = f"{root}/tmp/{name}"
+            tmp = f"{root}/{steps.write_in}/{name}"
             try:
                 fd = yield from call(Open(tmp, steps.create_flags, 0o600))
                 break
@@ -418,7 +427,7 @@ def run(request: DeliveryRequest, steps: Steps) -> SyscallGen[Outcome]:
                     raise
         else:
             tmp = ""
-            return TemporaryFailure("no free name in tmp/")
+            return TemporaryFailure(f"no free name in {steps.write_in}/")
         stage = "write"
         head = yield from read_head(request)  # A4, D1
         if request.refuse_empty and not head.data:  # D6

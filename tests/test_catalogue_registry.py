@@ -3,12 +3,14 @@
 Owns: every registry entry resolves and documents its bug class, source and properties;
 `resolve`/`strategy_info` load `file.py:function` specs and reject bad ones with one-line
 `StrategyError`s; every entry delivers when nothing goes wrong (driven by a stateless stub
-that answers every request). Whether the checker catches each flaw is tested with the
-checker (tests/test_catalogue.py).
+that answers every request); every flawed entry is `impl.deliver.run` with its module's
+`STEPS`, importing nothing private from impl/deliver.py. Whether the checker catches each
+flaw is tested with the checker (tests/test_catalogue.py).
 """
 
 from __future__ import annotations
 
+import ast
 import errno
 import inspect
 import sys
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from maildircheck.impl.deliver import Steps, run
 from maildircheck.impl.strategies import (
     CATALOGUE,
     StrategyError,
@@ -169,3 +172,20 @@ def _drive(
 @pytest.mark.parametrize("name", NAMES)
 def test_every_entry_delivers_when_nothing_goes_wrong(name: str) -> None:
     assert isinstance(_drive(CATALOGUE[name].function, -1, 0)[1], Delivered)
+
+
+@pytest.mark.parametrize("name", NAMES[1:])
+def test_flawed_entry_is_run_with_its_steps(name: str) -> None:
+    module = sys.modules[CATALOGUE[name].function.__module__]
+    steps = getattr(module, "STEPS", None)
+    assert isinstance(steps, Steps) and steps != Steps()
+    for fault_at in range(-1, 12):  # its deliver makes exactly the calls run(STEPS) makes
+        flawed = _drive(CATALOGUE[name].function, fault_at, errno.EIO)
+        assert flawed == _drive(lambda request: run(request, steps), fault_at, errno.EIO)
+    imported = [
+        alias.name
+        for node in ast.walk(ast.parse(inspect.getsource(module)))
+        if isinstance(node, ast.ImportFrom) and node.module == "maildircheck.impl.deliver"
+        for alias in node.names
+    ]
+    assert imported and not [each for each in imported if each.startswith("_")]
