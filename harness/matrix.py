@@ -49,9 +49,7 @@ class TracedRow:
         return "incomplete" if r.stopped else "holds"
 
     def counterexample(self, env: str) -> str:
-        r = self.results[env]
-        lines = [f"{i:>3}. {s.lane}: {s.text} = {s.reply}" for i, s in enumerate(r.steps, 1)]
-        return "\n".join([*lines, *r.explanation])
+        return self.results[env].timeline.render()
 
 
 @dataclass
@@ -205,7 +203,7 @@ class Matrix:
                     details.append(
                         f'<section id="{esc(self.anchor(row.name, e))}"><h3>{esc(row.name)} '
                         f"(traced) on {esc(e)}</h3><p>{esc(str(violation))}</p>"
-                        f'<div class="diagram">{render_svg(row.results[e].timeline())}</div>'
+                        f'<div class="diagram">{render_svg(row.results[e].timeline)}</div>'
                         f"<details><summary>as text</summary>"
                         f"<pre>{esc(row.counterexample(e))}</pre></details>"
                         f"<p>Replay:</p><pre class='replay'>{esc(row.replay)}</pre></section>"

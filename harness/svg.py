@@ -75,7 +75,8 @@ def _lane_text(line: Line) -> str:
     if line.kind != "syscall":
         return line.text
     text = f"{line.text} = {line.reply}"
-    return text + (f"  [fault:\u00a0{line.fault}]" if line.fault else "")  # one piece
+    text += f"  [fault:\u00a0{line.fault}]" if line.fault else ""  # one piece
+    return text + (f"  [{line.source}]" if line.source else "")
 
 
 def _text(x: float, y: float, rows: list[str], title: str, cls: str, **attrs: str) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from maildircheck.harness.cli import main
+from maildircheck.harness.svg import render_svg
 from maildircheck.harness.trace.reader import TraceSyntaxError, decode_string, parse, split_args
 from maildircheck.harness.trace.replay import outcome_of, replay
 from maildircheck.harness.trace.runner import DEFAULT_MESSAGE, inject_option, run_traced
@@ -230,6 +231,27 @@ def test_a_missing_fsync_of_new_is_p2_except_on_a_sync_mount() -> None:
 def test_writing_straight_into_new_is_p1_in_the_live_view() -> None:
     """T4/P1: the vpopmail shape shows a partial message to a reader, even on sync."""
     assert _replay(_agent(writes_first=True, fsync_dir=False), "sync") == ("violated", "P1")
+
+
+def test_a_traced_counterexample_is_the_checkers_record_with_each_strace_line() -> None:
+    """Issue 9: a replay's counterexample is the same `Timeline` a model run gives - each
+    call numbered with the strace line it came from, the exit, the violation with what the
+    maildir holds - rendered as text, JSON and SVG by the checker's one renderer each."""
+    trace = _agent(writes_first=True, fsync_dir=False)
+    result = replay(
+        translate(parse(trace.splitlines()), MD, "/s"), "sync", b"Subject: x", DIRS, outcome_of(0)
+    )
+    calls = [ln for ln in result.timeline.lines if ln.kind == "syscall"]
+    assert calls and all(ln.source.startswith("strace line ") for ln in calls)
+    lines = trace.splitlines()
+    for ln in calls:  # the source names the line of the trace the call was read from
+        call = ln.text.split("(", 1)[0]
+        assert call in lines[int(ln.source.rsplit(" ", 1)[1]) - 1]
+    assert result.timeline.lines[-1].text.startswith("VIOLATED P1")
+    text = result.timeline.render()
+    assert f"[{calls[0].source}]" in text and "the maildir now" in text
+    assert result.timeline.as_json()[0]["source"] == calls[0].source
+    assert f"[{calls[0].source}]" in render_svg(result.timeline)
 
 
 def test_a_failure_report_is_judged_p4_and_p5() -> None:

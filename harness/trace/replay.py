@@ -46,37 +46,19 @@ SEEDED = "an earlier message"
 TEMPORARY_EXIT = (71, 75, 111)
 
 
-@dataclass(frozen=True)
-class Replayed:
-    """One step of the replay as the report shows it."""
-
-    line: int
-    lane: str
-    text: str
-    reply: str
-
-
 @dataclass
 class ReplayResult:
     env: str
-    steps: list[Replayed] = field(default_factory=list)
+    # the counterexample record the checker's search keeps too: each call with its strace
+    # line, the exit, and the violation with what a crash could keep or lose
+    timeline: Timeline = field(default_factory=Timeline)
     violation: Violation | None = None
-    explanation: list[str] = field(default_factory=list)
     stopped: str | None = None  # why the replay ended early (unmodeled call, disagreement)
     outcome: Outcome | None = None
 
-    def timeline(self) -> Timeline:
-        """The replay as the checker's timeline (for the SVG diagram): each call with its
-        strace line, the exit, and the violation with what a crash could keep or lose."""
-        timeline = Timeline()
-        for step in self.steps:
-            if step.line:
-                timeline.syscall(step.lane, step.text, f"{step.reply}  [strace line {step.line}]")
-            else:
-                timeline.event(step.lane, step.text)
-        if self.violation is not None:
-            timeline.event("check", f"VIOLATED {self.violation}", self.explanation)
-        return timeline
+    def violated(self, violation: Violation, explanation: list[str]) -> None:
+        self.violation = violation
+        self.timeline.event("check", f"VIOLATED {violation}", explanation)
 
     @property
     def verdict(self) -> str:
@@ -153,8 +135,8 @@ class _Replay:
         if isinstance(request, Open) and isinstance(reply, int) and event.result is not None:
             proc.fds[event.result] = proc.fds.pop(reply)  # keep the traced fd number
             reply = event.result
-        self.result.steps.append(
-            Replayed(event.line, self.lane(event.pid), short(request), show(reply))
+        self.result.timeline.syscall(
+            self.lane(event.pid), short(request), show(reply), source=f"strace line {event.line}"
         )
         model_failed = isinstance(reply, OSError)
         model_errno = errno.errorcode.get(reply.errno or 0) if isinstance(reply, OSError) else None
@@ -172,8 +154,7 @@ class _Replay:
     def check(self, before: dict[int, str] | None) -> bool:
         found = self.host.check(LABEL, False, before)
         if found:
-            self.result.violation = found[0]
-            self.result.explanation = self.host.explain(found[0])
+            self.result.violated(found[0], self.host.explain(found[0]))
             return False
         return True
 
@@ -217,14 +198,11 @@ def replay(
     result.outcome = outcome
     if outcome is None:
         record.ended = "killed"
+    result.timeline.event(LABEL, "exit: " + ("killed" if outcome is None else str(outcome)))
     if run.check(None) and outcome is not None and not isinstance(outcome, Delivered):
         found = host.check_report(record)
         if found is not None:
-            result.violation = found
-            result.explanation = host.explain(found)
-    result.steps.append(
-        Replayed(0, LABEL, "exit: " + ("killed" if outcome is None else str(outcome)), "")
-    )
+            result.violated(found, host.explain(found))
     return result
 
 

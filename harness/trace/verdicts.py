@@ -82,13 +82,7 @@ class TraceReport:
                     "property": r.violation.prop if r.violation else None,
                     "why": r.violation.why if r.violation else None,
                     "stopped": r.stopped,
-                    "counterexample": [
-                        {"line": s.line, "lane": s.lane, "call": s.text, "reply": s.reply}
-                        for s in r.steps
-                    ]
-                    if r.violation
-                    else [],
-                    "explanation": r.explanation,
+                    "counterexample": r.timeline.as_json() if r.violation else [],
                 }
                 for r in self.results
             ],
@@ -233,13 +227,7 @@ def render(report: TraceReport) -> list[str]:
         if r.violation is None:
             continue
         lines.append(f"counterexample under {r.env} ({r.violation.prop}):")
-        lines += [
-            f"  {i:>3}. [line {s.line}] {s.lane}: {s.text} = {s.reply}"
-            if s.line
-            else f"  {i:>3}. {s.lane}: {s.text}"
-            for i, s in enumerate(r.steps, 1)
-        ]
-        lines += [f"  {x}" for x in r.explanation]
+        lines += r.timeline.render().splitlines()
         break  # one counterexample is enough to read; the JSON has them all
     lines.append("what this replay cannot explore:")
     lines += [f"  - {note}" for note in report.unexplored]
