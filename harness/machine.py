@@ -36,6 +36,7 @@ from maildircheck.model.faults import (
     Family,
     Fault,
     kind_of_type,
+    storage_crashes,
 )
 from maildircheck.model.lifecycle import Stage
 from maildircheck.model.outcome import DeliveryRequest, Outcome, PermanentFailure, Strategy
@@ -89,7 +90,7 @@ class DeliveryMachine(RuleBasedStateMachine):
         super().__init__()
         self.log = RunLog() if log is None else log
         self.strategy: Strategy = self.check.info.function
-        crashes = bool(self.check.env.storage_crashes(self.check.faults))
+        crashes = bool(storage_crashes(self.check.faults))
         self.host = Host(self.check.env, crashes)
         self.timeline = Timeline()
         self.actors: list[Actor] = []

@@ -27,6 +27,7 @@ from maildircheck.harness.hypothesis_internals import same_search_everywhere
 from maildircheck.harness.machine import DeliveryMachine, PropertyViolated, RunLog, machine_for
 from maildircheck.harness.progress import Progress
 from maildircheck.harness.timeline import Timeline
+from maildircheck.model.faults import storage_crashes
 from maildircheck.model.properties import PROPERTIES, SAFETY, Violation
 
 STEPS = 12  # rules per run (Hypothesis's stateful_step_count)
@@ -119,7 +120,7 @@ def verify(check: Check, progress: Progress | None = None) -> Verdict:
         from maildircheck.harness.parallel import verify_spread
 
         return verify_spread(check, progress)
-    crashes = check.env.storage_crashes(check.faults)
+    crashes = storage_crashes(check.faults)
     if not crashes or check.env.durable_success_possible:
         return search(check, progress)
     evidence = search(

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from maildircheck.model.faults import DEFAULT_FAULTS, FAULTS, Family, Fault
+from maildircheck.model.faults import DEFAULT_FAULTS, FAULTS, Fault
 from maildircheck.model.nfs import EXPORT_ASYNC, EXPORT_SYNC, Mount
 from maildircheck.model.persistence import PROFILES, Profile
 
@@ -62,10 +62,6 @@ class Environment:
         replies, soft time-outs)."""
         extra = tuple(f for f in self.faults if not f.default) if self.is_nfs else ()
         return DEFAULT_FAULTS + extra
-
-    def storage_crashes(self, faults: tuple[Fault, ...]) -> tuple[Fault, ...]:
-        """Those of `faults` that restart the storage from a crash state."""
-        return tuple(f for f in faults if f.family is Family.STORAGE_CRASH)
 
 
 def _local(profile: Profile) -> Environment:

@@ -188,6 +188,11 @@ FAULTS: dict[str, Fault] = {
 DEFAULT_FAULTS = tuple(f for f in FAULTS.values() if f.default)
 
 
+def storage_crashes(faults: tuple[Fault, ...]) -> tuple[Fault, ...]:
+    """Those of `faults` that restart the storage from a crash state."""
+    return tuple(f for f in faults if f.family is Family.STORAGE_CRASH)
+
+
 def names(faults: tuple[Fault, ...]) -> str:
     """`(KILL, EIO)` -> "kill,eio"; () -> "none" - what `parse_faults` reads back."""
     return ",".join(f.name for f in faults) or "none"

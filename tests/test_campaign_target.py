@@ -35,6 +35,7 @@ from maildircheck.harness.check import Check
 from maildircheck.harness.machine import DeliveryMachine, machine_for
 from maildircheck.harness.verify import STEPS
 from maildircheck.model.environments import ENVIRONMENTS
+from maildircheck.model.faults import storage_crashes
 
 CI_BUDGET = 25
 LONG_BUDGET = 20_000
@@ -84,7 +85,7 @@ def campaign_check(strategy: str, env: str) -> Check:
     where = ENVIRONMENTS[env]
     faults = where.threat
     if not where.durable_success_possible:
-        faults = tuple(f for f in faults if f not in where.storage_crashes(faults))
+        faults = tuple(f for f in faults if f not in storage_crashes(faults))
     return Check.of(strategy, env, faults, max_examples=10_000, seed=1)
 
 

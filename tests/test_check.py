@@ -97,7 +97,7 @@ def test_a_check_that_names_nothing_usable_is_refused_in_one_line(
 @pytest.mark.parametrize("field", ["max_examples", "workers"])
 def test_a_budget_or_worker_count_below_one_is_refused(field: str) -> None:
     with pytest.raises(CheckError, match="must be a positive integer"):
-        Check.of("correct", "sync", **{field: 0})  # type: ignore[arg-type]
+        Check.of("correct", "sync", **{field: 0})
 
 
 def test_only_a_verify_command_line_names_a_check() -> None:
