@@ -235,6 +235,27 @@ def explain(fs: FileSystem, profile: Profile, choice: CrashChoice) -> list[str]:
     return lines
 
 
+def crash_choices(fs: FileSystem, profile: Profile) -> Iterator[CrashChoice]:
+    """Every crash state the profile allows for what is pending now, each named once: the
+    metadata operations a journal may lose from its tail (or, under posix, any subset),
+    times every fate of every pending data write. Exponential - for litmus-sized
+    workloads, which the fidelity check compares with a real file system's states."""
+    if profile.is_sync:
+        yield CrashChoice()
+        return
+    metas = len(meta_ops(fs))
+    if profile.ordering is Ordering.JOURNAL:
+        drops: range = range(metas + 1)
+    elif profile.ordering is Ordering.META_SYNC:
+        drops = range(1)
+    else:
+        drops = range(1 << metas)
+    fates = range(len(profile.data_fates))
+    for dropped in drops:
+        for vector in itertools.product(fates, repeat=len(data_ops(fs))):
+            yield CrashChoice(dropped, vector)
+
+
 # --- what every crash state has in common (no sampling) -----------------------------------
 def fate_vectors(profile: Profile, count: int) -> Iterator[tuple[int, ...]]:
     """Data-fate vectors that cover every way a file's unsynced writes can end up wrong:
