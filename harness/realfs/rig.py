@@ -4,7 +4,8 @@
 loop device with direct I/O over the file it serves, makes and mounts the file system, and
 on leaving - by any path - unmounts, detaches and stops everything it set up. If this
 process is killed, the recorder sees its stdin close and tears down what it was told to
-guard, so no mount or loop device outlives a killed test.
+guard, so no mount or loop device outlives a killed test; and if the recorder itself was killed,
+the next rig sweeps what it left (`sweep_stale`).
 
 Inside, a workload runs under `rig.root`; `record()` starts the log, `mark(label)` names a
 point in it, `fail(...)` makes chosen block writes fail, and `finish()` returns the
@@ -19,7 +20,9 @@ system's own recovery runs, and yields its root (or raises `StateUnmountable`).
 from __future__ import annotations
 
 import contextlib
+import glob
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -58,6 +61,46 @@ def unavailable(fs: RealFs | None = None) -> str | None:
     return None
 
 
+def _alive(pid_file: str) -> bool:
+    """The process named in `pid_file` runs (a zombie nobody reaped does not)."""
+    try:
+        with open(pid_file) as f, open(f"/proc/{int(f.read().strip())}/stat") as proc:
+            return proc.read().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, ValueError, IndexError):
+        return False
+
+
+def sweep_stale() -> list[str]:
+    """Tear down what a rig left when both its owner and its recorder died (kill -9 of the
+    recorder itself): its mounts, loop devices and work directory. Returns what it swept."""
+    swept = []
+    for work in glob.glob(os.path.join(tempfile.gettempdir(), PREFIX + "*")):
+        pids = [os.path.join(work, f) for f in ("owner.pid", "recorder.pid")]
+        if any(_alive(p) for p in pids):
+            continue
+        young = time.time() - os.stat(work).st_mtime < 30
+        if young and not any(os.path.exists(p) for p in pids):
+            continue  # a rig being set up right now, before its pid files exist
+        listing = subprocess.run(["losetup", "-J", "-l"], capture_output=True, text=True)
+        loops = [  # listed first: once the FUSE mount is gone their back-file reads "/disk"
+            dev["name"]
+            for dev in json.loads(listing.stdout or "{}").get("loopdevices", [])
+            if str(dev.get("back-file", "")).startswith(work + "/")
+        ]
+        with open("/proc/mounts") as f:
+            mounts = [line.split()[1] for line in f if f" {work}/" in line]
+        for where in sorted(mounts, key=len, reverse=True):
+            if not where.endswith("/fuse"):
+                subprocess.run(["umount", "-l", where], capture_output=True)
+        for loop in loops:
+            subprocess.run(["losetup", "-d", loop], capture_output=True)
+        subprocess.run(["fusermount3", "-u", "-z", os.path.join(work, "fuse")],
+                       capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+        swept.append(work)
+    return swept
+
+
 def _run(*argv: str) -> str:
     done = subprocess.run(argv, capture_output=True, text=True)
     if done.returncode != 0:
@@ -78,7 +121,10 @@ class Rig:
         why = unavailable(self.fs)
         if why is not None:
             raise RigError(why)
+        sweep_stale()
         self.work = tempfile.mkdtemp(prefix=PREFIX)
+        with open(self.path("owner.pid"), "w") as f:
+            f.write(str(os.getpid()))
         try:
             self._start()
         except BaseException:
@@ -102,6 +148,8 @@ class Rig:
              "--image", image, "--mount", self.path("fuse")],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
+        with open(self.path("recorder.pid"), "w") as f:
+            f.write(str(self._recorder.pid))
         self._teardown.append(("fusermount3", "-u", "-z", self.path("fuse")))
         deadline = time.monotonic() + 10
         while not os.path.exists(self.path("fuse", "disk")):
