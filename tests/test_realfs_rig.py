@@ -1,6 +1,6 @@
-"""The block recorder and its rig (harness/realfs): what it logs, the crash states it mounts,
-the block-layer faults it injects, and that it leaves nothing mounted on any exit path -
-an exception, its owner killed with SIGKILL, the recorder itself killed.
+"""The block recorder and its rig (harness/realfs, G1-G3): what it logs, the crash states it
+mounts, the block-layer faults it injects, and that it leaves nothing mounted on any exit
+path - an exception, its owner killed with SIGKILL, the recorder itself killed.
 
 Real-file-system tests call `require_rig` first (tests/realfs_support.py).
 """

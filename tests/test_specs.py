@@ -33,11 +33,12 @@ FAMILIES = {
     "R": 10,
     "D": 8,
     "T": 6,
+    "G": 3,
 }
-MUST_BE_TESTED = "PSFXELRDT"
+MUST_BE_TESTED = "PSFXELRDTG"
 
-_ONE = re.compile(r"\b([PSFXELNARDT])(\d{1,2})\b")
-_RANGE = re.compile(r"\b([PSFXELNARDT])(\d{1,2})\s*-\s*\1?(\d{1,2})\b")
+_ONE = re.compile(r"\b([PSFXELNARDTG])(\d{1,2})\b")
+_RANGE = re.compile(r"\b([PSFXELNARDTG])(\d{1,2})\s*-\s*\1?(\d{1,2})\b")
 _PROCESS_LABEL = re.compile(r"([\"'])D\d{1,2}\1")
 _HEADING = re.compile(r"^### ([A-Z]\d{1,2}) ", re.MULTILINE)
 _TEST_REF = re.compile(r"`(tests/[\w/]+\.py)::(\w+)`")

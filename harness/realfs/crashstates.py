@@ -1,4 +1,4 @@
-"""Crash states from a block log: what the disk may hold if the power is cut at a point.
+"""Crash states from a block log (G2): what the disk may hold if the power is cut at a point.
 
 A crash point is a place in the log - each `Mark` and the moment before each `Flush`
 completes. At a point the disk holds every write completed before the last flush (the

@@ -1,4 +1,4 @@
-"""A Maildir outcome: what a crash state holds, in terms the model and a real disk share.
+"""A Maildir outcome (G3): what a crash state holds, in terms the model and a disk share.
 
 An outcome is the set of entries in tmp/, new/ and cur/, each with its content classed
 against the messages the workload delivered: `complete` (exactly one of them), `a prefix`

@@ -1,4 +1,4 @@
-"""The block recorder: a FUSE process serving one disk image, logging every write and flush.
+"""The block recorder (G1): a FUSE process serving a disk image, logging writes and flushes.
 
 A loop device with direct I/O over the file this process serves (`MOUNT/disk`) passes each
 block write of the file system above it to `write` and each cache flush (REQ_PREFLUSH, and

@@ -1,4 +1,4 @@
-"""The rig: a real file system on a recorded disk, set up and torn down from Python.
+"""The rig (G1, G3): a real file system on a recorded disk, set up and torn down from Python.
 
 `Rig(fs)` as a context manager starts the recorder (`recorder.py`) on a sparse image, puts a
 loop device with direct I/O over the file it serves, makes and mounts the file system, and
