@@ -138,6 +138,13 @@ class Rig:
         self.close()
 
     def _start(self) -> None:
+        for key, value in self.fs.sysctl:
+            where = os.path.join("/proc/sys", key)
+            with open(where) as f:
+                old = f.read().strip()
+            self._teardown.append(("sysctl", "-q", "-w", f"{key.replace('/', '.')}={old}"))
+            with open(where, "w") as f:
+                f.write(value)
         for sub in ("fuse", "fs", "state"):
             os.mkdir(os.path.join(self.work, sub))
         image = os.path.join(self.work, "disk.img")
