@@ -81,6 +81,7 @@ class FileSystem:
     pending: list[PendingOp] = field(default_factory=list)
     next_ino: int = ROOT_INO + 1
     version: int = 0  # bumped by every change to either view (lets checkers skip re-checks)
+    aborted: bool = False  # the journal aborted after a failed writeback: changes fail (F9)
 
     @classmethod
     def with_dirs(cls, *paths: str) -> FileSystem:

@@ -1,10 +1,19 @@
 """The model's kernel: runs one request of one process against the model file system.
 
 It owns what the OS keeps per process (file descriptors and offsets, pid, host, standard
-input) and per machine (the simulated clock, the persistence profile), and answers every
+input) and per machine (the simulated clock, the persistence profile, each file's writeback
+error sequence), and answers every
 request of `model.syscalls` with a reply value or an OSError, exactly like the OS driver.
 Nondeterminism comes in as arguments: the fault to inject and an `entropy` integer for
 getrandom. The clock moves one microsecond per request and otherwise only when told.
+
+An errno injected into fsync/fdatasync is a failed writeback (F9), which does what the
+profile's `failed_fsync` says: DROPPED - the file's pending data is lost for good
+(`persistence.writeback_failed`) and the error is recorded like Linux's errseq_t: every open
+file of that inode that has not yet seen it gets it from its next fsync, once, and files
+opened later never do, so a retried fsync answers 0; READ_ONLY - the journal aborts, the
+fsync and every later change answer EROFS until a crash remounts the file system; KEPT -
+the data stays pending.
 """
 
 from __future__ import annotations
@@ -17,7 +26,7 @@ from typing import Any
 from maildircheck.model import persistence
 from maildircheck.model.faults import Fault
 from maildircheck.model.fs import DataOp, FileSystem, oserror
-from maildircheck.model.persistence import Profile
+from maildircheck.model.persistence import FailedFsync, Profile
 from maildircheck.model.syscalls import (
     ClockReading,
     Close,
@@ -54,6 +63,7 @@ class OpenFile:
     flags: OpenFlag
     offset: int = 0
     path: str = ""
+    wb_seen: int = 0  # the inode's writeback-error sequence this file has seen (errseq_t)
 
     @property
     def writable(self) -> bool:
@@ -100,6 +110,7 @@ class Kernel:
     clock_us: int = 1_700_000_000 * 1_000_000
     input_chunk: int = 64
     _entropy: int = 0
+    wb_errors: dict[int, tuple[int, int]] = field(default_factory=dict)  # ino -> (seq, errno)
 
     def execute(
         self, proc: Process, request: Syscall[Any], fault: Fault | None = None, entropy: int = 0
@@ -107,6 +118,8 @@ class Kernel:
         """Perform `request` for `proc`; the reply value, or the OSError to raise."""
         self.clock_us += 1
         try:
+            if self.fs.aborted and _changes(request):
+                return oserror(errno.EROFS)  # F9: the journal aborted
             if fault is not None and fault.hits(request):
                 return self._faulty(proc, request, fault)
             return self._perform(proc, request, entropy)
@@ -125,9 +138,25 @@ class Kernel:
                 # A write error reported at close (nfs(5)): the data written since the last
                 # successful fsync never reached storage. close(2) frees the fd regardless.
                 self._lose_unsynced(proc.fds.pop(request.fd).ino)
+            if isinstance(request, Fsync | Fdatasync) and request.fd in proc.fds:
+                return self._writeback_failed(proc.fds[request.fd], fault.errno)
             return oserror(fault.errno)
         self._perform(proc, request, 0)  # lost reply: the effect happened
         return oserror(RETRANSMIT_ERRNO[type(request)])
+
+    def _writeback_failed(self, handle: OpenFile, code: int) -> OSError:
+        """F9: writing the file's data back failed with `code`; the profile says what then."""
+        behaviour = self.profile.failed_fsync
+        if behaviour is FailedFsync.READ_ONLY:
+            self.fs.aborted = True
+            self.fs.version += 1
+            return oserror(errno.EROFS)
+        if behaviour is FailedFsync.DROPPED:
+            persistence.writeback_failed(self.fs, handle.ino, errno.errorcode.get(code, "?"))
+            seq = self.wb_errors.get(handle.ino, (0, 0))[0] + 1
+            self.wb_errors[handle.ino] = (seq, code)
+            handle.wb_seen = seq  # reported now, to this file
+        return oserror(code)
 
     def _lose_unsynced(self, ino: int) -> None:
         fs = self.fs
@@ -162,7 +191,8 @@ class Kernel:
                 raise oserror(errno.EISDIR, req.path)
             if OpenFlag.TRUNC in req.flags and fs.inodes[ino].data:
                 fs.truncate(ino, 0, self.clock_us, req.path)  # Linux truncates even O_RDONLY
-        return proc.new_fd(OpenFile(ino, req.flags, path=req.path))
+        seen = self.wb_errors.get(ino, (0, 0))[0]  # errseq_sample: an error already seen
+        return proc.new_fd(OpenFile(ino, req.flags, path=req.path, wb_seen=seen))
 
     def _write(self, proc: Process, req: Write) -> int:
         handle = proc.handle(req.fd)
@@ -195,7 +225,12 @@ class Kernel:
         return chunk
 
     def _fsync(self, proc: Process, req: Fsync | Fdatasync) -> None:
-        persistence.fsync_file(self.fs, self.profile, proc.handle(req.fd).ino)
+        handle = proc.handle(req.fd)
+        seq, code = self.wb_errors.get(handle.ino, (0, 0))
+        if handle.wb_seen < seq:  # F9: an error this file has not seen, reported once
+            handle.wb_seen = seq
+            raise oserror(code)
+        persistence.fsync_file(self.fs, self.profile, handle.ino)
 
     def _close(self, proc: Process, req: Close) -> None:
         proc.handle(req.fd)
@@ -254,6 +289,15 @@ class Kernel:
         chunk = proc.stdin[proc.stdin_pos : proc.stdin_pos + size]
         proc.stdin_pos += len(chunk)
         return chunk
+
+
+def _changes(request: Syscall[Any]) -> bool:
+    """Does `request` need the journal - a change, or a sync (EROFS once it aborted, F9)?"""
+    if isinstance(request, Open):
+        return bool(request.flags & (OpenFlag.CREAT | OpenFlag.TRUNC))
+    return isinstance(
+        request, Write | Fsync | Fdatasync | FsyncDir | Sync | Link | Rename | Unlink | Mkdir
+    )
 
 
 _HANDLERS: dict[type[Any], str] = {  # request type -> the Kernel method answering it

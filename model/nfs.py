@@ -39,7 +39,7 @@ from maildircheck.model import persistence
 from maildircheck.model.faults import LOST_REPLY, SOFT_TIMEOUT, Fault
 from maildircheck.model.fs import oserror
 from maildircheck.model.kernel import Kernel, OpenFile, Process
-from maildircheck.model.persistence import Fate, Ordering, Profile
+from maildircheck.model.persistence import FailedFsync, Fate, Ordering, Profile
 from maildircheck.model.syscalls import (
     Close,
     Fdatasync,
@@ -67,6 +67,7 @@ EXPORT_SYNC = Profile(
     Ordering.META_SYNC,
     (Fate.KEEP, Fate.LOSE),
     ("R1",),
+    FailedFsync.KEPT,  # the client drops its own pages (R5); the server keeps what it has
 )
 EXPORT_ASYNC = Profile(
     "nfs3 async export",
@@ -75,6 +76,7 @@ EXPORT_ASYNC = Profile(
     Ordering.NEVER,
     (Fate.KEEP, Fate.LOSE),
     ("R2",),
+    FailedFsync.KEPT,
 )
 
 

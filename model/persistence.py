@@ -1,9 +1,13 @@
 """Persistence profiles: which pending operations a sync makes durable, and which crash
 states a power loss may leave.
 
-A profile answers three questions (rules cited in specs/requirements.md, S1-S4 and F1-F8):
+A profile answers four questions (rules cited in specs/requirements.md, S1-S4 and F1-F9):
   - on return of a call: is everything durable at once (`sync`)?
   - on fsync(file) / fsync(dir): which pending operations become durable?
+  - when writing a file's data back fails (an fsync answers EIO or ENOSPC): is the data
+    dropped - marked clean, never to be written, the error reported once (F9, measured on
+    ext4, xfs and btrfs by harness/realfs/eio.py) - kept pending, or does the file system
+    abort (`FailedFsync`)?
   - on power loss: which subsets of the still-pending metadata operations may survive
     (a journal prefix, or any subset), and what may each pending data write become
     (kept, lost, zero-filled, or stale foreign bytes)?
@@ -18,7 +22,7 @@ from __future__ import annotations
 import enum
 import itertools
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from maildircheck.model.fs import DataOp, FileSystem, MetaOp, PendingOp, apply_data, apply_to
 
@@ -30,6 +34,23 @@ class Fate(enum.Enum):
     LOSE = "lost"
     ZERO = "zero-filled"
     STALE = "stale bytes"
+
+
+class FailedFsync(enum.Enum):
+    """What the file system does with a file's dirty data when writing it back fails (F9).
+
+    DROPPED is what Linux does on ext4 (data=ordered, writeback, nodelalloc), xfs and btrfs:
+    the pages are marked clean although they never reached the disk, reads still show them
+    from the page cache, the error is reported once per open file description (errseq_t),
+    so a second fsync answers 0, and no later fsync or sync writes the data. ext4
+    data=journal aborts its journal instead (READ_ONLY: the fsync and every later change
+    answer EROFS). KEPT (the data stays pending, a retry may still write it) is the model's
+    behaviour on NFS, whose client drops its own pages (R5) over an export that keeps what
+    it has."""
+
+    DROPPED = "the dirty data is marked clean and lost; the error is reported once"
+    KEPT = "the data stays pending: a later fsync or sync may still make it durable"
+    READ_ONLY = "the file system aborts: every later write fails (EROFS)"
 
 
 class Ordering(enum.Enum):
@@ -47,6 +68,7 @@ class Profile:
     ordering: Ordering
     data_fates: tuple[Fate, ...]
     specs: tuple[str, ...]
+    failed_fsync: FailedFsync = FailedFsync.DROPPED
 
     @property
     def is_sync(self) -> bool:
@@ -67,6 +89,7 @@ PROFILES: dict[str, Profile] = {
             Ordering.SYNC,
             (Fate.KEEP,),
             ("S1",),
+            FailedFsync.DROPPED,  # nothing is pending at an fsync: every write is durable
         ),
         Profile(
             "ext4-ordered",
@@ -74,7 +97,8 @@ PROFILES: dict[str, Profile] = {
             "unsynced data may be lost or zero-filled although its name survived",
             Ordering.JOURNAL,
             (Fate.KEEP, Fate.LOSE, Fate.ZERO),
-            ("S2", "F4"),
+            ("S2", "F4", "F9"),
+            FailedFsync.DROPPED,
         ),
         Profile(
             "ext4-writeback",
@@ -82,7 +106,8 @@ PROFILES: dict[str, Profile] = {
             "lost, zero-filled or show stale blocks of other files",
             Ordering.JOURNAL,
             (Fate.KEEP, Fate.LOSE, Fate.ZERO, Fate.STALE),
-            ("S3", "F4"),
+            ("S3", "F4", "F9"),
+            FailedFsync.DROPPED,
         ),
         Profile(
             "posix",
@@ -90,7 +115,8 @@ PROFILES: dict[str, Profile] = {
             "entries by fsync(dir); anything else may be lost, in any combination",
             Ordering.ANY,
             (Fate.KEEP, Fate.LOSE, Fate.ZERO, Fate.STALE),
-            ("S4", "F5"),
+            ("S4", "F5", "F9"),
+            FailedFsync.DROPPED,  # what Linux does; POSIX leaves it unspecified
         ),
     )
 }
@@ -151,6 +177,22 @@ def fsync_dir(fs: FileSystem, profile: Profile, dir_ino: int) -> None:
     )
 
 
+def writeback_failed(fs: FileSystem, ino: int, why: str) -> None:
+    """F9, DROPPED: writing `ino`'s pending data back failed, and the kernel marked it clean.
+    The live view (the page cache) still shows it; the disk never gets it: each pending
+    write of the file stays in the log as a write of zeros - measured, the file's size
+    survives with zeros where its data was (ext4, btrfs) or the file comes back empty
+    (xfs, the fate `lost`) - so neither a crash nor a later fsync can make the data
+    durable."""
+    fs.version += 1
+    fs.pending = [
+        replace(op, data=bytes(len(op.data)), label=f"{op.label}: writeback failed ({why})")
+        if isinstance(op, DataOp) and op.ino == ino and op.truncate_to is None and any(op.data)
+        else op
+        for op in fs.pending
+    ]
+
+
 def sync_all(fs: FileSystem, profile: Profile) -> None:
     """sync(2)/syncfs(2): everything pending becomes durable (not on an async export, R2)."""
     if profile.ordering is not Ordering.NEVER and fs.pending:
@@ -209,6 +251,7 @@ def crash_view(
 def power_loss(fs: FileSystem, profile: Profile, choice: CrashChoice) -> None:
     """Replace the live view by the crash state `choice` names; it is all durable after."""
     entries, data = crash_view(fs, profile, choice)
+    fs.aborted = False  # mounted again: the journal is recovered (F9, READ_ONLY)
     for ino, node in fs.inodes.items():
         node.data = bytearray(data.get(ino, b""))
     fs.entries = {d: dict(entries.get(d, {})) for d in fs.entries}

@@ -11,6 +11,7 @@ The parent drives it over stdin/stdout, one command a line, one reply line each:
   `mark LABEL`    put a named point in the log (before a step, at the program's report);
   `fail HEX ERRNO COUNT`  the next COUNT writes whose bytes contain HEX fail with ERRNO
                   (EIO, ENOSPC): nothing of them reaches the image, as with a bad sector;
+                  it replaces an earlier rule for HEX, so COUNT 0 disarms one;
   `guard PATH`    a mount point or loop device set up on this disk, torn down at exit;
   `state PATH`    serve `MOUNT/state`: the crash state PATH names (a saved BlockLog whose
                   writes are laid over its base); writes to it (recovery) stay in memory;
@@ -164,7 +165,9 @@ class Recorder(fuse.Operations):  # type: ignore[misc]
                 self.log.records.append(Mark(rest))
             elif word == "fail":
                 pattern, code, count = rest.split()
-                self.failing.append([bytes.fromhex(pattern), int(code), int(count)])
+                key = bytes.fromhex(pattern)
+                self.failing = [r for r in self.failing if r[0] != key]
+                self.failing.append([key, int(code), int(count)])
             elif word == "state":
                 self._load_state(rest)
             elif word == "guard":

@@ -229,7 +229,8 @@ class Rig:
         self.command("mark " + label.replace("\n", " "))
 
     def fail(self, pattern: bytes, code: int, count: int = 1) -> None:
-        """The next `count` block writes whose bytes contain `pattern` fail with `code`."""
+        """The next `count` block writes whose bytes contain `pattern` fail with `code`
+        (replacing an earlier rule for `pattern`: `count` 0 disarms it)."""
         self.command(f"fail {pattern.hex()} {code} {count}")
 
     def finish(self) -> BlockLog:
