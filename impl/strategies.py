@@ -31,11 +31,13 @@ from maildircheck.impl.catalogue import (
     b11_content_altered,
     b12_pid_only_name,
     b13_stale_nlink,
+    b14_fsync_retry,
 )
 from maildircheck.model.environments import LOCAL
 from maildircheck.model.environments import NFS as NFS_ENVIRONMENTS
 from maildircheck.model.faults import EIO, ENOSPC, LOST_REPLY, POWER_LOSS, Fault
 from maildircheck.model.outcome import Strategy
+from maildircheck.model.persistence import FailedFsync
 
 
 class StrategyError(ValueError):
@@ -65,6 +67,11 @@ def _first_line(doc: str | None) -> str:
 ALL_PROFILES = tuple(e.name for e in LOCAL)  # every local disk
 CRASHING = tuple(e.name for e in LOCAL if not e.profile.is_sync)  # unsynced state can be lost
 NFS = tuple(e.name for e in NFS_ENVIRONMENTS if e.durable_success_possible)  # can be passed
+DROPS_FAILED_WRITEBACK = tuple(  # a failed fsync loses data a retry cannot bring back (F9)
+    e.name
+    for e in LOCAL
+    if not e.profile.is_sync and e.profile.failed_fsync is not FailedFsync.KEPT
+)
 
 
 def _entry(
@@ -198,10 +205,19 @@ _ENTRIES = (
         NFS,
         (),
     ),
+    _entry(
+        "fsync-retry",
+        b14_fsync_retry.deliver,
+        "B14",
+        "PostgreSQL checkpointer before 11.2 (fsyncgate 2018): a failed fsync retried, trusted",
+        ("P1", "P2"),
+        DROPS_FAILED_WRITEBACK + NFS,  # NFS: the client drops the pages that failed (R5)
+        (EIO, POWER_LOSS),
+    ),
 )
 
 CATALOGUE: dict[str, StrategyInfo] = {info.name: info for info in _ENTRIES}
-"""Registry name -> strategy, the correct one first, then B1-B11 in order."""
+"""Registry name -> strategy, the correct one first, then B1-B14 in order."""
 
 _loaded = itertools.count(1)
 _files: dict[tuple[Path, int, str], tuple[Strategy, str]] = {}

@@ -54,6 +54,7 @@ class DataOp:
     data: bytes = b""
     truncate_to: int | None = None
     label: str = ""
+    failed: bool = False  # its writeback failed: no sync makes it durable (F9)
 
 
 PendingOp = MetaOp | DataOp

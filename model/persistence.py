@@ -142,7 +142,7 @@ def settle(fs: FileSystem, profile: Profile) -> None:
     """Called after every operation: under `sync` everything is durable on return (S1); on
     an NFS sync export every metadata operation is (R1)."""
     if profile.is_sync and fs.pending:
-        fs.make_durable(list(fs.pending))
+        fs.make_durable(_syncable(fs))
     elif profile.ordering is Ordering.META_SYNC and fs.pending:
         fs.make_durable([op for op in fs.pending if isinstance(op, MetaOp)])
 
@@ -157,7 +157,8 @@ def fsync_file(fs: FileSystem, profile: Profile, ino: int) -> None:
         [
             op
             for op in fs.pending
-            if (isinstance(op, DataOp) and op.ino == ino) or (journal and isinstance(op, MetaOp))
+            if (isinstance(op, DataOp) and op.ino == ino and not op.failed)
+            or (journal and isinstance(op, MetaOp))
         ]
     )
 
@@ -180,23 +181,29 @@ def fsync_dir(fs: FileSystem, profile: Profile, dir_ino: int) -> None:
 def writeback_failed(fs: FileSystem, ino: int, why: str) -> None:
     """F9, DROPPED: writing `ino`'s pending data back failed, and the kernel marked it clean.
     The live view (the page cache) still shows it; the disk never gets it: each pending
-    write of the file stays in the log as a write of zeros - measured, the file's size
-    survives with zeros where its data was (ext4, btrfs) or the file comes back empty
-    (xfs, the fate `lost`) - so neither a crash nor a later fsync can make the data
-    durable."""
+    write of the file becomes a `failed` write of zeros that no fsync or sync makes durable
+    and a crash leaves as zeros or nothing - measured, the file's size survives with zeros
+    where its data was (ext4, btrfs) or the file comes back empty (xfs)."""
     fs.version += 1
     fs.pending = [
-        replace(op, data=bytes(len(op.data)), label=f"{op.label}: writeback failed ({why})")
-        if isinstance(op, DataOp) and op.ino == ino and op.truncate_to is None and any(op.data)
+        replace(
+            op, data=bytes(len(op.data)), failed=True, label=f"{op.label}: writeback failed ({why})"
+        )
+        if isinstance(op, DataOp) and op.ino == ino and op.truncate_to is None and not op.failed
         else op
         for op in fs.pending
     ]
 
 
+def _syncable(fs: FileSystem) -> list[PendingOp]:
+    """The pending operations a sync can still make durable: not the failed writes (F9)."""
+    return [op for op in fs.pending if not (isinstance(op, DataOp) and op.failed)]
+
+
 def sync_all(fs: FileSystem, profile: Profile) -> None:
     """sync(2)/syncfs(2): everything pending becomes durable (not on an async export, R2)."""
     if profile.ordering is not Ordering.NEVER and fs.pending:
-        fs.make_durable(list(fs.pending))
+        fs.make_durable(_syncable(fs))
 
 
 # --- crash states -------------------------------------------------------------------------
@@ -244,7 +251,10 @@ def crash_view(
             written = bytes(len(op.data))
         elif fate is Fate.STALE:
             written = (STALE_PATTERN * (len(op.data) // len(STALE_PATTERN) + 1))[: len(op.data)]
-        data[op.ino] = apply_data(data.get(op.ino, b""), op, written)
+        old = data.get(op.ino, b"")
+        grown = apply_data(old, op, written)
+        # F9: a failed write at most grew the file; the bytes already on disk stay
+        data[op.ino] = old + grown[len(old) :] if op.failed else grown
     return entries, data
 
 

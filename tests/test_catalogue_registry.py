@@ -55,6 +55,7 @@ NAMES = [
     "content-altered",
     "pid-only-name",
     "stale-nlink",
+    "fsync-retry",
 ]
 
 

@@ -18,9 +18,11 @@ then asks, in this order:
   - `crash`: the Maildir a power loss right then leaves - every write the disk was sent,
     mounted as a crash state so that recovery runs (`outcomes.read_maildir`).
 Each answer is an errno name or "0". `Row.behaviour` names what the row shows as one of the
-model's `FailedFsync` values (None: none of them), so a test can hold it against the profile
-that claims the file system (`filesystems.RealFs.claimed_by`). `measure_all`, `render` and
-`as_json` give the table.
+model's `FailedFsync` values (None: none of them). `predict(profile, code)` runs the same
+steps in the model kernel, and `mismatches(row, prediction)` lists where the profile that
+claims the file system (`filesystems.RealFs.claimed_by`) disagrees with the measurement:
+each answer, the cached read, and the crash - the measured outcome must be one of those the
+model allows there. `measure_all`, `render` and `as_json` give the table.
 """
 
 from __future__ import annotations
@@ -41,11 +43,16 @@ from maildircheck.harness.realfs.outcomes import (
     Outcome,
     classify,
     describe,
+    from_view,
     read_maildir,
 )
 from maildircheck.harness.realfs.rig import Rig, StateUnmountable
 from maildircheck.model.environments import environment
-from maildircheck.model.persistence import FailedFsync
+from maildircheck.model.faults import FAULTS
+from maildircheck.model.fs import FileSystem
+from maildircheck.model.kernel import Kernel, Process
+from maildircheck.model.persistence import FailedFsync, Profile, crash_choices, crash_view
+from maildircheck.model.syscalls import Close, Fsync, Open, OpenFlag, Read, Syscall, Write
 
 PATTERN = b"<maildircheck eio data>"
 MESSAGE = b"Subject: a failed writeback\n\n" + b"".join(
@@ -90,9 +97,19 @@ class Row:
         return None
 
     @property
+    def profile(self) -> Profile:
+        """The profile that claims this file system."""
+        return environment(FILESYSTEMS[self.fs].claimed_by).profile
+
+    @property
+    def mismatches(self) -> list[str]:
+        """Where the claiming profile's prediction disagrees with this row (`mismatches`)."""
+        return mismatches(self, predict(self.profile, getattr(errno, self.injected)))
+
+    @property
     def claimed(self) -> FailedFsync:
         """What the profile claiming this file system says a failed fsync does."""
-        return environment(FILESYSTEMS[self.fs].claimed_by).profile.failed_fsync
+        return self.profile.failed_fsync
 
 
 def _complete_in(outcome: Outcome) -> bool:
@@ -211,6 +228,95 @@ def measure_eio(fs: RealFs, code: int = errno.EIO) -> Row:
     )
 
 
+@dataclass(frozen=True)
+class Prediction:
+    """What the model says the same steps answer, under one profile."""
+
+    profile: str
+    fsync1: str
+    fsync2: str
+    fd_before: str
+    fd_after: str
+    cache: Content
+    later: str
+    crash: frozenset[Outcome]  # every outcome a power loss right then may leave
+
+
+MAILDIR = "/Maildir"
+CREATE = OpenFlag.CREAT | OpenFlag.WRONLY | OpenFlag.EXCL
+
+
+def predict(profile: Profile, code: int = errno.EIO) -> Prediction:
+    """The measurement's steps in the model kernel, the fault at the first fsync."""
+    fs = FileSystem.with_dirs(MAILDIR, *(f"{MAILDIR}/{s}" for s in SUBDIRS))
+    kernel = Kernel(fs, profile)
+    proc = Process("eio", 100, "eio")
+    fault = next(f for f in FAULTS.values() if f.errno == code and f.can_hit("fsync"))
+
+    def ask(request: Syscall[Any], inject: bool = False) -> object:
+        return kernel.execute(proc, request, fault if inject else None)
+
+    def answer(reply: object) -> str:
+        if isinstance(reply, OSError):
+            return errno.errorcode.get(reply.errno or 0, str(reply.errno))
+        return "0"
+
+    path = f"{MAILDIR}/tmp/m1"
+    fd = ask(Open(path, CREATE, 0o600))
+    before = ask(Open(path, OpenFlag.RDONLY))
+    assert isinstance(fd, int) and isinstance(before, int)
+    ask(Write(fd, MESSAGE))
+    fsync1 = answer(ask(Fsync(fd), inject=True))
+    fsync2 = answer(ask(Fsync(fd)))
+    after = ask(Open(path, OpenFlag.RDONLY))
+    assert isinstance(after, int)
+    fd_before, fd_after = answer(ask(Fsync(before))), answer(ask(Fsync(after)))
+    for handle in (after, before, fd):
+        ask(Close(handle))
+    reader = ask(Open(path, OpenFlag.RDONLY))
+    assert isinstance(reader, int)
+    cached = ask(Read(reader, len(MESSAGE) * 2))
+    ask(Close(reader))
+    cache = classify(cached if isinstance(cached, bytes) else b"", [MESSAGE])
+    other = ask(Open(f"{MAILDIR}/tmp/{LATER}", CREATE, 0o600))
+    later = answer(other)
+    if isinstance(other, int):
+        later = answer(ask(Write(other, b"written after the error\n")))
+        later = answer(ask(Fsync(other))) if later == "0" else later
+        ask(Close(other))
+    dirs = {s: fs.lookup(f"{MAILDIR}/{s}") for s in SUBDIRS}
+    crash = set()
+    for choice in crash_choices(fs, profile):
+        entries, data = crash_view(fs, profile, choice)
+        view = {
+            s: {n: i for n, i in entries.get(d, {}).items() if n != LATER} for s, d in dirs.items()
+        }
+        crash.add(from_view(view, data, [MESSAGE]))
+    return Prediction(
+        profile.name, fsync1, fsync2, fd_before, fd_after, cache, later, frozenset(crash)
+    )
+
+
+def mismatches(row: Row, prediction: Prediction) -> list[str]:
+    """Where the model's prediction and the measured row disagree (empty: they agree)."""
+    found = [
+        f"{name}: measured {measured}, the model says {said}"
+        for name, measured, said in (
+            ("fsync1", row.fsync1, prediction.fsync1),
+            ("fsync2", row.fsync2, prediction.fsync2),
+            ("fd_before", row.fd_before, prediction.fd_before),
+            ("fd_after", row.fd_after, prediction.fd_after),
+            ("cache", row.cache.value, prediction.cache.value),
+            ("later", row.later, prediction.later),
+        )
+        if measured != said
+    ]
+    if row.crash not in prediction.crash:
+        allowed = "; ".join(sorted(describe(o) for o in prediction.crash))
+        found.append(f"crash: measured {describe(row.crash)}, the model allows {allowed}")
+    return found
+
+
 def measure_all(
     names: Iterable[str] = FILESYSTEMS, codes: Iterable[int] = (errno.EIO,)
 ) -> list[Row]:
@@ -234,6 +340,7 @@ COLUMNS = (
     "crash",
     "behaviour",
     "claimed",
+    "model agrees",
 )
 
 
@@ -254,7 +361,8 @@ def _cells(row: Row) -> dict[str, str]:
         "later": row.later,
         "crash": describe(row.crash),
         "behaviour": behaviour.name if behaviour else "none of the model's",
-        "claimed": row.claimed.name,
+        "claimed": f"{row.claimed.name} ({row.profile.name})",
+        "model agrees": "no" if row.mismatches else "yes",
     }
 
 
@@ -274,5 +382,41 @@ def as_json(rows: Iterable[Row]) -> list[dict[str, object]]:
         cells["read_only"] = row.read_only
         cells["crash"] = sorted(str(e) for e in row.crash)
         cells["kernel"] = row.kernel
+        cells["mismatches"] = row.mismatches
         out.append(cells)
     return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m maildircheck.harness.realfs.eio [--fs a,b] [--errno EIO,ENOSPC] [--json]`:
+    measure and print the table (Markdown, or JSON); 2 on a usage error, 3 if the rig cannot
+    run here."""
+    import argparse
+    import json
+    import sys
+
+    from maildircheck.harness.realfs.rig import unavailable
+
+    parser = argparse.ArgumentParser(prog="python -m maildircheck.harness.realfs.eio")
+    parser.add_argument("--fs", default=",".join(FILESYSTEMS))
+    parser.add_argument("--errno", default="EIO,ENOSPC")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    names = [n for n in args.fs.split(",") if n]
+    codes = [getattr(errno, c, None) for c in args.errno.split(",") if c]
+    bad = [n for n in names if n not in FILESYSTEMS]
+    if bad or not names or None in codes or not codes:
+        what = f"unknown file system {bad[0]!r}" if bad else f"bad --errno {args.errno!r}"
+        print(f"eio: {what} (file systems: {', '.join(FILESYSTEMS)})", file=sys.stderr)
+        return 2
+    why = unavailable(FILESYSTEMS[names[0]])
+    if why is not None:
+        print(f"eio: cannot measure: {why}", file=sys.stderr)
+        return 3
+    rows = measure_all(names, [c for c in codes if c is not None])
+    print(json.dumps(as_json(rows), indent=2) if args.json else render(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
