@@ -11,9 +11,9 @@ An errno injected into fsync/fdatasync is a failed writeback (F9), which does wh
 profile's `failed_fsync` says: DROPPED - the file's pending data is lost for good
 (`persistence.writeback_failed`) and the error is recorded like Linux's errseq_t: every open
 file of that inode that has not yet seen it gets it from its next fsync, once, and files
-opened later never do, so a retried fsync answers 0; READ_ONLY - the journal aborts, the
-fsync and every later change answer EROFS until a crash remounts the file system; KEPT -
-the data stays pending.
+opened later never do, so a retried fsync answers 0; READ_ONLY - the data is lost too and
+the journal aborts: the fsync and every later change answer EROFS until a crash remounts
+the file system; KEPT - the data stays pending.
 """
 
 from __future__ import annotations
@@ -147,15 +147,15 @@ class Kernel:
     def _writeback_failed(self, handle: OpenFile, code: int) -> OSError:
         """F9: writing the file's data back failed with `code`; the profile says what then."""
         behaviour = self.profile.failed_fsync
+        if behaviour is FailedFsync.KEPT:
+            return oserror(code)
+        persistence.writeback_failed(self.fs, handle.ino, errno.errorcode.get(code, "?"))
         if behaviour is FailedFsync.READ_ONLY:
             self.fs.aborted = True
-            self.fs.version += 1
             return oserror(errno.EROFS)
-        if behaviour is FailedFsync.DROPPED:
-            persistence.writeback_failed(self.fs, handle.ino, errno.errorcode.get(code, "?"))
-            seq = self.wb_errors.get(handle.ino, (0, 0))[0] + 1
-            self.wb_errors[handle.ino] = (seq, code)
-            handle.wb_seen = seq  # reported now, to this file
+        seq = self.wb_errors.get(handle.ino, (0, 0))[0] + 1  # DROPPED: errseq_t
+        self.wb_errors[handle.ino] = (seq, code)
+        handle.wb_seen = seq  # reported now, to this file
         return oserror(code)
 
     def _lose_unsynced(self, ino: int) -> None:

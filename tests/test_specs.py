@@ -24,7 +24,7 @@ THIS = Path(__file__).resolve()
 FAMILIES = {
     "P": 6,
     "S": 4,
-    "F": 8,
+    "F": 9,
     "X": 10,
     "E": 5,
     "L": 1,
