@@ -132,6 +132,22 @@ def test_f5_posix_may_keep_a_later_operation_without_an_earlier_one() -> None:
     assert "a" in entries[fs.lookup("/m/new")] and "a" not in entries[fs.lookup("/m/tmp")]
 
 
+def test_f5_an_earlier_create_made_durable_later_does_not_undo_a_durable_rename() -> None:
+    # fsync(new/) makes the rename out of tmp/ durable while the create in tmp/ is pending;
+    # a later sync must not bring tmp/a back (found by the fidelity check, G4).
+    fs, kernel, proc = fresh("posix")
+    fd = write_file(kernel, proc, "/m/tmp/a")
+    run(kernel, proc, Fsync(fd))
+    run(kernel, proc, Rename("/m/tmp/a", "/m/new/a"))
+    run(kernel, proc, FsyncDir("/m/new"))
+    for choice in persistence.crash_choices(fs, PROFILES["posix"]):
+        entries, _ = persistence.crash_view(fs, PROFILES["posix"], choice)
+        assert "a" not in entries[fs.lookup("/m/tmp")]
+    persistence.sync_all(fs, PROFILES["posix"])
+    assert fs.durable_entries[fs.lookup("/m/tmp")] == {}
+    assert "a" in fs.durable_entries[fs.lookup("/m/new")]
+
+
 # --- F6: rename is one operation ----------------------------------------------------------
 def test_f6_rename_is_atomic_in_every_profile() -> None:
 
