@@ -1,7 +1,7 @@
 """Persistence profiles: which pending operations a sync makes durable, and which crash
 states a power loss may leave.
 
-A profile answers three questions (rules cited in specs/requirements.md, S1-S4 and F1-F8):
+A profile answers three questions (rules cited in specs/requirements.md, S1-S6 and F1-F8):
   - on return of a call: is everything durable at once (`sync`)?
   - on fsync(file) / fsync(dir): which pending operations become durable?
   - on power loss: which subsets of the still-pending metadata operations may survive
@@ -85,6 +85,22 @@ PROFILES: dict[str, Profile] = {
             ("S3", "F4"),
         ),
         Profile(
+            "ext4-journal",
+            "ext4 data=journal: file data goes through the journal with the metadata, so "
+            "unsynced data may be lost but never zero-filled or stale",
+            Ordering.JOURNAL,
+            (Fate.KEEP, Fate.LOSE),
+            ("S5", "F4"),
+        ),
+        Profile(
+            "btrfs",
+            "btrfs: copy-on-write; fsync(dir) logs only that directory's entries (a rename's "
+            "other half stays pending); unsynced data may be lost, never zero-filled",
+            Ordering.ANY,
+            (Fate.KEEP, Fate.LOSE),
+            ("S6", "F5", "F6"),
+        ),
+        Profile(
             "posix",
             "only what was fsynced is guaranteed: file data by fsync(file), directory "
             "entries by fsync(dir); anything else may be lost, in any combination",
@@ -137,18 +153,35 @@ def fsync_file(fs: FileSystem, profile: Profile, ino: int) -> None:
 
 
 def fsync_dir(fs: FileSystem, profile: Profile, dir_ino: int) -> None:
-    """fsync(dir): the directory's entries; on a journal every metadata operation (F3)."""
+    """fsync(dir): the directory's entries; on a journal every metadata operation (F3).
+    Elsewhere only this directory's half of a rename into or out of it becomes durable;
+    the other directory's half stays pending (F6, measured on btrfs)."""
     if profile.ordering is Ordering.NEVER:
         return
-    journal = profile.ordering is Ordering.JOURNAL
+    if profile.ordering is Ordering.JOURNAL:
+        fs.make_durable([op for op in fs.pending if isinstance(op, MetaOp)])
+        return
+    fs.pending = [half for op in fs.pending for half in _halves(op, dir_ino)]
     fs.make_durable(
         [
             op
             for op in fs.pending
-            if isinstance(op, MetaOp)
-            and (journal or any(ch.dir_ino == dir_ino for ch in op.changes))
+            if isinstance(op, MetaOp) and all(ch.dir_ino == dir_ino for ch in op.changes)
         ]
     )
+
+
+def _halves(op: PendingOp, dir_ino: int) -> list[PendingOp]:
+    """`op`, or - for an operation that changes `dir_ino` and another directory - its change
+    to `dir_ino` followed by the rest."""
+    if not isinstance(op, MetaOp):
+        return [op]
+    inside = tuple(ch for ch in op.changes if ch.dir_ino == dir_ino)
+    if not inside or len(inside) == len(op.changes):
+        return [op]
+    rest = tuple(ch for ch in op.changes if ch.dir_ino != dir_ino)
+    return [MetaOp(inside, f"{op.label} (its entry in the synced directory)"),
+            MetaOp(rest, f"{op.label} (its other entry)")]
 
 
 def sync_all(fs: FileSystem, profile: Profile) -> None:
