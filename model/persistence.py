@@ -47,6 +47,9 @@ class Profile:
     ordering: Ordering
     data_fates: tuple[Fate, ...]
     specs: tuple[str, ...]
+    # file data goes through the journal in order with the metadata (ext4 data=journal): a
+    # write before a surviving metadata operation survives, and fsync commits everything
+    data_journaled: bool = False
 
     @property
     def is_sync(self) -> bool:
@@ -86,11 +89,12 @@ PROFILES: dict[str, Profile] = {
         ),
         Profile(
             "ext4-journal",
-            "ext4 data=journal: file data goes through the journal with the metadata, so "
-            "unsynced data may be lost but never zero-filled or stale",
+            "ext4 data=journal: file data goes through the journal in order with the "
+            "metadata, so a crash keeps a prefix of every operation; never zero-filled",
             Ordering.JOURNAL,
             (Fate.KEEP, Fate.LOSE),
             ("S5", "F4"),
+            data_journaled=True,
         ),
         Profile(
             "btrfs",
@@ -143,6 +147,9 @@ def fsync_file(fs: FileSystem, profile: Profile, ino: int) -> None:
     if profile.ordering is Ordering.NEVER:
         return
     journal = profile.ordering is Ordering.JOURNAL
+    if profile.data_journaled:  # the journal commit carries every file's data (S5)
+        fs.make_durable(list(fs.pending))
+        return
     fs.make_durable(
         [
             op
@@ -159,7 +166,8 @@ def fsync_dir(fs: FileSystem, profile: Profile, dir_ino: int) -> None:
     if profile.ordering is Ordering.NEVER:
         return
     if profile.ordering is Ordering.JOURNAL:
-        fs.make_durable([op for op in fs.pending if isinstance(op, MetaOp)])
+        journaled = [op for op in fs.pending if profile.data_journaled or isinstance(op, MetaOp)]
+        fs.make_durable(journaled)  # a journal commit: its metadata, and journaled data (S5)
         return
     fs.pending = [half for op in fs.pending for half in _halves(op, dir_ino)]
     fs.make_durable(
@@ -213,6 +221,22 @@ def fate_of(profile: Profile, choice: CrashChoice, index: int) -> Fate:
     return profile.data_fates[choice.data_fates[index] % len(profile.data_fates)]
 
 
+def fates(fs: FileSystem, profile: Profile, choice: CrashChoice) -> list[Fate]:
+    """What `choice` makes of each pending data write, in order. With journaled data (S5) a
+    write that precedes a surviving metadata operation was committed with it: kept."""
+    kept = {id(op) for op in kept_meta(profile, meta_ops(fs), choice)}
+    last_kept = max((i for i, op in enumerate(fs.pending) if id(op) in kept), default=-1)
+    found: list[Fate] = []
+    for at, op in enumerate(fs.pending):
+        if isinstance(op, DataOp):
+            fate = fate_of(profile, choice, len(found))
+            if profile.data_journaled:  # the journal keeps a prefix of the writes too
+                lost = bool(found) and found[-1] is not Fate.KEEP
+                fate = Fate.KEEP if at < last_kept else Fate.LOSE if lost else fate
+            found.append(fate)
+    return found
+
+
 def crash_view(
     fs: FileSystem, profile: Profile, choice: CrashChoice
 ) -> tuple[dict[int, dict[str, int]], dict[int, bytes]]:
@@ -220,14 +244,13 @@ def crash_view(
     entries = {d: dict(e) for d, e in fs.durable_entries.items()}
     data = dict(fs.durable_data)
     kept = {id(op) for op in kept_meta(profile, meta_ops(fs), choice)}
-    data_index = 0
+    data_fates = iter(fates(fs, profile, choice))
     for op in fs.pending:
         if isinstance(op, MetaOp):
             if id(op) in kept:
                 apply_to(entries, data, op)
             continue
-        fate = fate_of(profile, choice, data_index)
-        data_index += 1
+        fate = next(data_fates)
         if fate is Fate.LOSE:
             continue
         written = op.data
@@ -254,13 +277,12 @@ def explain(fs: FileSystem, profile: Profile, choice: CrashChoice) -> list[str]:
     """What a power loss with `choice` keeps and loses, one line per pending operation."""
     kept = {id(op) for op in kept_meta(profile, meta_ops(fs), choice)}
     lines = []
-    data_index = 0
+    data_fates = iter(fates(fs, profile, choice))
     for op in fs.pending:
         if isinstance(op, MetaOp):
             lines.append(f"{'kept' if id(op) in kept else 'LOST'}: {op.label}")
         else:
-            fate = fate_of(profile, choice, data_index)
-            data_index += 1
+            fate = next(data_fates)
             size = f"{len(op.data)} bytes" if op.truncate_to is None else "truncate"
             lines.append(
                 f"{fate.value if fate is Fate.KEEP else fate.value.upper()}: {op.label} ({size})"
