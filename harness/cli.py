@@ -13,11 +13,15 @@ demo; the human reports are `maildircheck.harness.report`'s, running a check is
                         [--workers N] [--format md|json|html] [--output FILE]
                         [--[no-]progress]
     maildircheck trace [--env PROFILE]... [--inject CALL:ERRNO[:N]]... [--json] -- COMMAND...
+    maildircheck fidelity [--fs A,B] [--workload W,V] [--profiles claimed,posix]
+                          [--format text|md|json] [--json]
     maildircheck demo
 
 Exit codes:
-    0  verify: every checked property holds within the budget; list; demo: the bug was found
-    1  verify: a checked property is violated; demo: the bug was not found
+    0  verify: every checked property holds within the budget; list; demo: the bug was found;
+       fidelity: every profile compared allows every outcome measured
+    1  verify: a checked property is violated; demo: the bug was not found; fidelity: a
+       profile is unsound
     2  usage error (unknown strategy, profile or fault, a bad number, a strategy file that
        does not load), reported as one line `maildircheck: error: ...` on stderr
     3  the check could not complete (the strategy raised when called, or a checker bug),
@@ -40,6 +44,7 @@ from maildircheck.harness.check import Check, CheckError
 from maildircheck.harness.trace import cli as trace_cli
 from maildircheck.impl.strategies import CATALOGUE
 from maildircheck.model.environments import ENVIRONMENTS
+from maildircheck.model.environments import LOCAL as LOCAL_ENVS
 from maildircheck.model.faults import DEFAULT_FAULTS, FAULTS, names
 from maildircheck.model.properties import PROPERTIES
 
@@ -196,6 +201,26 @@ def build_parser() -> argparse.ArgumentParser:
     _progress_flag(matrix)
 
     trace_cli.add_parser(commands)
+
+    fidelity = commands.add_parser(
+        "fidelity",
+        help="measure the litmus workloads on real file systems (root, FUSE, loop devices) "
+        "and check that each profile allows every outcome seen",
+        description="Run each litmus workload on each real file system under the block "
+        "recorder, mount every crash state, and compare the Maildir outcomes with those the "
+        "model's profiles allow (G4). Exit 0 when every profile is sound, 1 when one is not.",
+        allow_abbrev=False,
+    )
+    fidelity.add_argument("--fs", type=_names, default=None,
+                          help="real file systems, comma-separated (default: all)")
+    fidelity.add_argument("--workload", type=_names, default=None,
+                          help="litmus workloads, comma-separated (default: all)")
+    fidelity.add_argument("--profiles", type=_names, default=["claimed", "posix"],
+                          help="profiles to compare with; 'claimed' is the one each file "
+                          "system's table entry names (default: claimed,posix)")
+    fidelity.add_argument("--format", choices=("text", "md", "json"), default="text")
+    fidelity.add_argument("--json", dest="format", action="store_const", const="json",
+                          help="same as --format json")
 
     commands.add_parser(
         "demo",
@@ -375,12 +400,54 @@ def cmd_trace(args: argparse.Namespace) -> int:
     return 0 if report.holds else CHECK_ERROR
 
 
+def cmd_fidelity(args: argparse.Namespace) -> int:
+    """0 every profile compared is sound; 1 one is not; 3 the rig cannot run here."""
+    from maildircheck.harness.realfs import fidelity, fidelity_report
+    from maildircheck.harness.realfs.filesystems import FILESYSTEMS, real_fs
+    from maildircheck.harness.realfs.litmus import WORKLOADS, workload
+    from maildircheck.harness.realfs.measure import Measured
+    from maildircheck.harness.realfs.rig import RigError, unavailable
+
+    try:
+        systems = [real_fs(n) for n in args.fs or FILESYSTEMS]
+        workloads = [workload(n).name for n in args.workload or WORKLOADS]
+        for name in args.profiles:
+            if name != "claimed" and name not in {e.name for e in LOCAL_ENVS}:
+                raise ValueError(f"not a local profile: {name!r} (known: claimed, "
+                                 f"{', '.join(e.name for e in LOCAL_ENVS)})")
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    for fs in systems:
+        why = unavailable(fs)
+        if why is not None:
+            _complain(f"cannot measure {fs.name}: {why}")
+            return CHECK_ERROR
+
+    def heard(m: Measured) -> None:
+        sys.stderr.write(f"measured {m.fs.name} x {m.workload.name}: {m.states} crash states "
+                         f"in {m.seconds:.1f} s\n")
+
+    try:
+        report = fidelity.check([f.name for f in systems], workloads, args.profiles, heard)
+    except RigError as err:
+        _complain(str(err))
+        return CHECK_ERROR
+    if args.format == "json":
+        print(json.dumps(fidelity_report.as_json(report), indent=2))
+    elif args.format == "md":
+        print(fidelity_report.markdown(report))
+    else:
+        print(fidelity_report.render(report))
+    return 0 if report.sound else 1
+
+
 COMMANDS = {
     "verify": cmd_verify,
     "list": cmd_list,
     "matrix": cmd_matrix,
     "demo": cmd_demo,
     "trace": cmd_trace,
+    "fidelity": cmd_fidelity,
 }
 
 

@@ -68,9 +68,7 @@ ALL_PROFILES = tuple(e.name for e in LOCAL)  # every local disk
 CRASHING = tuple(e.name for e in LOCAL if not e.profile.is_sync)  # unsynced state can be lost
 NFS = tuple(e.name for e in NFS_ENVIRONMENTS if e.durable_success_possible)  # can be passed
 DROPS_FAILED_WRITEBACK = tuple(  # a failed fsync loses data a retry cannot bring back (F9)
-    e.name
-    for e in LOCAL
-    if not e.profile.is_sync and e.profile.failed_fsync is not FailedFsync.KEPT
+    e.name for e in LOCAL if not e.profile.is_sync and e.profile.failed_fsync is FailedFsync.DROPPED
 )
 
 

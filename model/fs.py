@@ -265,13 +265,36 @@ class FileSystem:
         chosen = {id(op) for op in keep}
         for op in keep:
             apply_to(self.durable_entries, self.durable_data, op)
-        self.pending = [op for op in self.pending if id(op) not in chosen]
+        self.pending = _still_pending(self.pending, chosen)
 
     def make_all_durable(self) -> None:
         self.version += 1
         self.pending = []
         self.durable_entries = {d: dict(e) for d, e in self.entries.items()}
         self.durable_data = {i: bytes(n.data) for i, n in self.inodes.items()}
+
+
+def _still_pending(ops: list[PendingOp], durable: set[int]) -> list[PendingOp]:
+    """`ops` without those just made durable (`durable`: their ids), and without the entry
+    changes a later one of those overwrote. A durable view is the operations it kept applied
+    in program order, so a create that becomes durable after a later rename of the same name
+    must not bring the old name back (F5: under posix, fsync(new/) can make a rename out of
+    tmp/ durable before the file's creation in tmp/)."""
+    taken: set[tuple[int, str]] = set()
+    kept: list[PendingOp] = []
+    for op in reversed(ops):
+        if id(op) in durable:
+            if isinstance(op, MetaOp):
+                taken |= {(ch.dir_ino, ch.name) for ch in op.changes}
+            continue
+        if isinstance(op, MetaOp) and any((ch.dir_ino, ch.name) in taken for ch in op.changes):
+            live = tuple(ch for ch in op.changes if (ch.dir_ino, ch.name) not in taken)
+            if not live:
+                continue
+            op = MetaOp(live, op.label)
+        kept.append(op)
+    kept.reverse()
+    return kept
 
 
 def apply_to(entries: dict[int, dict[str, int]], data: dict[int, bytes], op: PendingOp) -> None:

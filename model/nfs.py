@@ -67,7 +67,7 @@ EXPORT_SYNC = Profile(
     Ordering.META_SYNC,
     (Fate.KEEP, Fate.LOSE),
     ("R1",),
-    FailedFsync.KEPT,  # the client drops its own pages (R5); the server keeps what it has
+    failed_fsync=FailedFsync.KEPT,  # the client drops its pages (R5); the server keeps its own
 )
 EXPORT_ASYNC = Profile(
     "nfs3 async export",
@@ -76,7 +76,7 @@ EXPORT_ASYNC = Profile(
     Ordering.NEVER,
     (Fate.KEEP, Fate.LOSE),
     ("R2",),
-    FailedFsync.KEPT,
+    failed_fsync=FailedFsync.KEPT,
 )
 
 

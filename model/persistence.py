@@ -1,7 +1,7 @@
 """Persistence profiles: which pending operations a sync makes durable, and which crash
 states a power loss may leave.
 
-A profile answers four questions (rules cited in specs/requirements.md, S1-S4 and F1-F9):
+A profile answers four questions (rules cited in specs/requirements.md, S1-S6 and F1-F9):
   - on return of a call: is everything durable at once (`sync`)?
   - on fsync(file) / fsync(dir): which pending operations become durable?
   - when writing a file's data back fails (an fsync answers EIO or ENOSPC): is the data
@@ -68,6 +68,9 @@ class Profile:
     ordering: Ordering
     data_fates: tuple[Fate, ...]
     specs: tuple[str, ...]
+    # file data goes through the journal in order with the metadata (ext4 data=journal): a
+    # write before a surviving metadata operation survives, and fsync commits everything
+    data_journaled: bool = False
     failed_fsync: FailedFsync = FailedFsync.DROPPED
 
     @property
@@ -89,7 +92,7 @@ PROFILES: dict[str, Profile] = {
             Ordering.SYNC,
             (Fate.KEEP,),
             ("S1",),
-            FailedFsync.DROPPED,  # nothing is pending at an fsync: every write is durable
+            failed_fsync=FailedFsync.DROPPED,  # nothing is pending at an fsync: all durable
         ),
         Profile(
             "ext4-ordered",
@@ -98,7 +101,7 @@ PROFILES: dict[str, Profile] = {
             Ordering.JOURNAL,
             (Fate.KEEP, Fate.LOSE, Fate.ZERO),
             ("S2", "F4", "F9"),
-            FailedFsync.DROPPED,
+            failed_fsync=FailedFsync.DROPPED,
         ),
         Profile(
             "ext4-writeback",
@@ -107,7 +110,26 @@ PROFILES: dict[str, Profile] = {
             Ordering.JOURNAL,
             (Fate.KEEP, Fate.LOSE, Fate.ZERO, Fate.STALE),
             ("S3", "F4", "F9"),
-            FailedFsync.DROPPED,
+            failed_fsync=FailedFsync.DROPPED,
+        ),
+        Profile(
+            "ext4-journal",
+            "ext4 data=journal: file data goes through the journal in order with the "
+            "metadata, so a crash keeps a prefix of every operation; never zero-filled",
+            Ordering.JOURNAL,
+            (Fate.KEEP, Fate.LOSE),
+            ("S5", "F4", "F9"),
+            data_journaled=True,
+            failed_fsync=FailedFsync.READ_ONLY,  # measured: the journal aborts (EROFS)
+        ),
+        Profile(
+            "btrfs",
+            "btrfs: copy-on-write; fsync(dir) logs only that directory's entries (a rename's "
+            "other half stays pending); unsynced data may be lost, never zero-filled",
+            Ordering.ANY,
+            (Fate.KEEP, Fate.LOSE),
+            ("S6", "F5", "F6", "F9"),
+            failed_fsync=FailedFsync.DROPPED,
         ),
         Profile(
             "posix",
@@ -116,7 +138,7 @@ PROFILES: dict[str, Profile] = {
             Ordering.ANY,
             (Fate.KEEP, Fate.LOSE, Fate.ZERO, Fate.STALE),
             ("S4", "F5", "F9"),
-            FailedFsync.DROPPED,  # what Linux does; POSIX leaves it unspecified
+            failed_fsync=FailedFsync.DROPPED,  # what Linux does; POSIX leaves it unspecified
         ),
     )
 }
@@ -153,6 +175,9 @@ def fsync_file(fs: FileSystem, profile: Profile, ino: int) -> None:
     if profile.ordering is Ordering.NEVER:
         return
     journal = profile.ordering is Ordering.JOURNAL
+    if profile.data_journaled:  # the journal commit carries every file's data (S5)
+        fs.make_durable(_syncable(fs))
+        return
     fs.make_durable(
         [
             op
@@ -164,16 +189,21 @@ def fsync_file(fs: FileSystem, profile: Profile, ino: int) -> None:
 
 
 def fsync_dir(fs: FileSystem, profile: Profile, dir_ino: int) -> None:
-    """fsync(dir): the directory's entries; on a journal every metadata operation (F3)."""
+    """fsync(dir): the directory's entries; on a journal every metadata operation (F3).
+    Elsewhere only this directory's half of a rename into or out of it becomes durable;
+    the other directory's half stays pending (F6, measured on btrfs)."""
     if profile.ordering is Ordering.NEVER:
         return
-    journal = profile.ordering is Ordering.JOURNAL
+    if profile.ordering is Ordering.JOURNAL:
+        journaled = [op for op in _syncable(fs) if profile.data_journaled or isinstance(op, MetaOp)]
+        fs.make_durable(journaled)  # a journal commit: its metadata, and journaled data (S5)
+        return
+    fs.pending = [half for op in fs.pending for half in _halves(op, dir_ino)]
     fs.make_durable(
         [
             op
             for op in fs.pending
-            if isinstance(op, MetaOp)
-            and (journal or any(ch.dir_ino == dir_ino for ch in op.changes))
+            if isinstance(op, MetaOp) and all(ch.dir_ino == dir_ino for ch in op.changes)
         ]
     )
 
@@ -198,6 +228,21 @@ def writeback_failed(fs: FileSystem, ino: int, why: str) -> None:
 def _syncable(fs: FileSystem) -> list[PendingOp]:
     """The pending operations a sync can still make durable: not the failed writes (F9)."""
     return [op for op in fs.pending if not (isinstance(op, DataOp) and op.failed)]
+
+
+def _halves(op: PendingOp, dir_ino: int) -> list[PendingOp]:
+    """`op`, or - for an operation that changes `dir_ino` and another directory - its change
+    to `dir_ino` followed by the rest."""
+    if not isinstance(op, MetaOp):
+        return [op]
+    inside = tuple(ch for ch in op.changes if ch.dir_ino == dir_ino)
+    if not inside or len(inside) == len(op.changes):
+        return [op]
+    rest = tuple(ch for ch in op.changes if ch.dir_ino != dir_ino)
+    return [
+        MetaOp(inside, f"{op.label} (its entry in the synced directory)"),
+        MetaOp(rest, f"{op.label} (its other entry)"),
+    ]
 
 
 def sync_all(fs: FileSystem, profile: Profile) -> None:
@@ -229,6 +274,22 @@ def fate_of(profile: Profile, choice: CrashChoice, index: int) -> Fate:
     return profile.data_fates[choice.data_fates[index] % len(profile.data_fates)]
 
 
+def fates(fs: FileSystem, profile: Profile, choice: CrashChoice) -> list[Fate]:
+    """What `choice` makes of each pending data write, in order. With journaled data (S5) a
+    write that precedes a surviving metadata operation was committed with it: kept."""
+    kept = {id(op) for op in kept_meta(profile, meta_ops(fs), choice)}
+    last_kept = max((i for i, op in enumerate(fs.pending) if id(op) in kept), default=-1)
+    found: list[Fate] = []
+    for at, op in enumerate(fs.pending):
+        if isinstance(op, DataOp):
+            fate = fate_of(profile, choice, len(found))
+            if profile.data_journaled:  # the journal keeps a prefix of the writes too
+                lost = bool(found) and found[-1] is not Fate.KEEP
+                fate = Fate.KEEP if at < last_kept else Fate.LOSE if lost else fate
+            found.append(fate)
+    return found
+
+
 def crash_view(
     fs: FileSystem, profile: Profile, choice: CrashChoice
 ) -> tuple[dict[int, dict[str, int]], dict[int, bytes]]:
@@ -236,14 +297,13 @@ def crash_view(
     entries = {d: dict(e) for d, e in fs.durable_entries.items()}
     data = dict(fs.durable_data)
     kept = {id(op) for op in kept_meta(profile, meta_ops(fs), choice)}
-    data_index = 0
+    data_fates = iter(fates(fs, profile, choice))
     for op in fs.pending:
         if isinstance(op, MetaOp):
             if id(op) in kept:
                 apply_to(entries, data, op)
             continue
-        fate = fate_of(profile, choice, data_index)
-        data_index += 1
+        fate = next(data_fates)
         if fate is Fate.LOSE:
             continue
         written = op.data
@@ -274,13 +334,12 @@ def explain(fs: FileSystem, profile: Profile, choice: CrashChoice) -> list[str]:
     """What a power loss with `choice` keeps and loses, one line per pending operation."""
     kept = {id(op) for op in kept_meta(profile, meta_ops(fs), choice)}
     lines = []
-    data_index = 0
+    data_fates = iter(fates(fs, profile, choice))
     for op in fs.pending:
         if isinstance(op, MetaOp):
             lines.append(f"{'kept' if id(op) in kept else 'LOST'}: {op.label}")
         else:
-            fate = fate_of(profile, choice, data_index)
-            data_index += 1
+            fate = next(data_fates)
             size = f"{len(op.data)} bytes" if op.truncate_to is None else "truncate"
             lines.append(
                 f"{fate.value if fate is Fate.KEEP else fate.value.upper()}: {op.label} ({size})"

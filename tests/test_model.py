@@ -41,6 +41,7 @@ from maildircheck.model.syscalls import (
 )
 
 DIRS = ("/m", "/m/tmp", "/m/new", "/m/cur")
+CRASHING = [name for name, p in PROFILES.items() if not p.is_sync]  # every local profile but sync
 CREATE = OpenFlag.WRONLY | OpenFlag.CREAT | OpenFlag.EXCL
 FULL = b"abcd"
 
@@ -132,6 +133,44 @@ def test_f5_posix_may_keep_a_later_operation_without_an_earlier_one() -> None:
     assert "a" in entries[fs.lookup("/m/new")] and "a" not in entries[fs.lookup("/m/tmp")]
 
 
+def test_f5_an_earlier_create_made_durable_later_does_not_undo_a_durable_rename() -> None:
+    # fsync(new/) makes the rename out of tmp/ durable while the create in tmp/ is pending;
+    # a later sync must not bring tmp/a back (found by the fidelity check, G4).
+    fs, kernel, proc = fresh("posix")
+    fd = write_file(kernel, proc, "/m/tmp/a")
+    run(kernel, proc, Fsync(fd))
+    run(kernel, proc, Rename("/m/tmp/a", "/m/new/a"))
+    run(kernel, proc, FsyncDir("/m/new"))
+    for choice in persistence.crash_choices(fs, PROFILES["posix"]):
+        entries, _ = persistence.crash_view(fs, PROFILES["posix"], choice)
+        assert "a" in entries[fs.lookup("/m/new")]
+    persistence.sync_all(fs, PROFILES["posix"])
+    assert fs.durable_entries[fs.lookup("/m/tmp")] == {}
+    assert "a" in fs.durable_entries[fs.lookup("/m/new")]
+
+
+def test_s5_journaled_data_survives_with_the_metadata_after_it() -> None:
+    # ext4 data=journal (S5, measured in G4): write, link, no fsync - a crash that keeps the
+    # link keeps the write; of writes after the last kept operation, a prefix survives.
+    fs, kernel, proc = fresh("ext4-journal")
+    profile = PROFILES["ext4-journal"]
+    fd = write_file(kernel, proc, "/m/tmp/a")
+    run(kernel, proc, Link("/m/tmp/a", "/m/new/a"))
+    run(kernel, proc, Write(fd, b"tail"))
+    run(kernel, proc, Write(fd, b"more"))
+    ino = fs.lookup("/m/tmp/a")
+    seen = set()
+    for choice in persistence.crash_choices(fs, profile):
+        entries, data = persistence.crash_view(fs, profile, choice)
+        if "a" in entries[fs.lookup("/m/new")]:
+            seen.add(data[ino])
+    assert seen == {FULL, FULL + b"tail", FULL + b"tailmore"}
+    assert all(Fate.ZERO not in persistence.fates(fs, profile, c)
+               for c in persistence.crash_choices(fs, profile))
+    run(kernel, proc, FsyncDir("/m/cur"))  # any commit carries every file's data
+    assert fs.pending == []
+
+
 # --- F6: rename is one operation ----------------------------------------------------------
 def test_f6_rename_is_atomic_in_every_profile() -> None:
 
@@ -148,6 +187,30 @@ def test_f6_rename_is_atomic_in_every_profile() -> None:
             entries, _ = persistence.crash_view(fs, profile, CrashChoice(dropped, ()))
             names = ["a" in entries[fs.lookup(d)] for d in ("/m/tmp", "/m/new")]
             assert names.count(True) == 1, (name, dropped)
+
+
+@pytest.mark.parametrize("profile", ["posix", "btrfs"])
+def test_f6_fsync_of_the_target_directory_keeps_only_its_half(profile: str) -> None:
+    # measured on btrfs (S6, G4): rename new/ -> cur/, fsync(cur/), crash: both names
+    fs, kernel, proc = fresh(profile)
+    write_file(kernel, proc, "/m/new/a")
+    fs.make_all_durable()
+    run(kernel, proc, Rename("/m/new/a", "/m/cur/a"))
+    run(kernel, proc, FsyncDir("/m/cur"))
+    seen = set()
+    for choice in persistence.crash_choices(fs, PROFILES[profile]):
+        entries, _ = persistence.crash_view(fs, PROFILES[profile], choice)
+        seen.add(tuple("a" in entries[fs.lookup(d)] for d in ("/m/new", "/m/cur")))
+    assert seen == {(False, True), (True, True)}  # never lost, maybe under both names
+
+
+def test_f6_a_journal_commits_a_synced_rename_whole() -> None:
+    fs, kernel, proc = fresh("ext4-ordered")
+    write_file(kernel, proc, "/m/new/a")
+    fs.make_all_durable()
+    run(kernel, proc, Rename("/m/new/a", "/m/cur/a"))
+    run(kernel, proc, FsyncDir("/m/cur"))
+    assert fs.pending == []
 
 
 # --- F7: a write error at close loses what was not synced ---------------------------------
@@ -245,7 +308,7 @@ def bad_in_new(
 
 
 @settings(max_examples=150, deadline=None)
-@given(profile=st.sampled_from(["ext4-ordered", "ext4-writeback", "posix"]), ops=OPS)
+@given(profile=st.sampled_from(CRASHING), ops=OPS)
 def test_f8_find_crash_state_agrees_with_brute_force(profile: str, ops: list[str]) -> None:
     fs = replay(profile, ops)
     prof = PROFILES[profile]
@@ -258,7 +321,7 @@ def test_f8_find_crash_state_agrees_with_brute_force(profile: str, ops: list[str
 
 
 @settings(max_examples=150, deadline=None)
-@given(profile=st.sampled_from(["ext4-ordered", "ext4-writeback", "posix"]), ops=OPS)
+@given(profile=st.sampled_from(CRASHING), ops=OPS)
 def test_f8_guaranteed_in_agrees_with_brute_force(profile: str, ops: list[str]) -> None:
     fs = replay(profile, ops)
     prof = PROFILES[profile]

@@ -23,7 +23,7 @@ THIS = Path(__file__).resolve()
 # Family letter -> how many IDs it has (P1-P6, S1-S4, ...).
 FAMILIES = {
     "P": 6,
-    "S": 4,
+    "S": 6,
     "F": 9,
     "X": 10,
     "E": 5,
@@ -33,7 +33,7 @@ FAMILIES = {
     "R": 10,
     "D": 8,
     "T": 6,
-    "G": 3,
+    "G": 4,
 }
 MUST_BE_TESTED = "PSFXELRDTG"
 

@@ -10,12 +10,12 @@ profile)` holds a measurement (`measure.Measured`) against it:
   - precision: the outcomes the model allows somewhere in the window that no crash state
     showed (`Comparison.never_seen`).
 `check(fs_names, workload_names, profiles)` measures and compares every pair and is what
-`maildircheck fidelity` and bench/fidelity.py run; `render` and `as_json` report it.
+`maildircheck fidelity` and bench/fidelity.py run; `fidelity_report` renders it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,7 +70,9 @@ class Unsound:
     kept: tuple[int, ...]  # the block writes (indices into the log) of a state that showed it
 
     def __str__(self) -> str:
-        return f"at {self.point}: {describe(self.outcome)} (a state keeping writes {list(self.kept)})"
+        return (
+            f"at {self.point}: {describe(self.outcome)} (a state keeping writes {list(self.kept)})"
+        )
 
 
 @dataclass(frozen=True)
@@ -90,8 +92,9 @@ def compare(measured: Measured, profile: Profile) -> Comparison:
     unsound = []
     for point in measured.points:
         ok = set().union(*(points[s] for s in point.steps))
-        unsound += [Unsound(point.label, o, kept) for o, kept in point.outcomes.items()
-                    if o not in ok]
+        unsound += [
+            Unsound(point.label, o, kept) for o, kept in point.outcomes.items() if o not in ok
+        ]
     never = set().union(*points) - measured.observed
     return Comparison(measured, profile.name, tuple(unsound), tuple(sorted(never, key=describe)))
 
@@ -105,15 +108,20 @@ class Report:
         return all(c.sound for c in self.comparisons)
 
 
-def check(fs_names: Iterable[str], workload_names: Iterable[str],
-          profiles: Sequence[str] = ("claimed", "posix")) -> Report:
+def check(
+    fs_names: Iterable[str],
+    workload_names: Iterable[str],
+    profiles: Sequence[str] = ("claimed", "posix"),
+    progress: Callable[[Measured], None] = lambda m: None,
+) -> Report:
     """Measure each workload on each file system; compare with each profile ("claimed" is
-    the one the file system's table entry names)."""
+    the one the file system's table entry names). `progress` hears of each measurement."""
     names = list(workload_names)
     comparisons = []
     for fs in (FILESYSTEMS[n] for n in fs_names):
         for w in (WORKLOADS[n] for n in names):
             measured = measure(fs, w)
+            progress(measured)
             for p in dict.fromkeys(_profile_name(fs, p) for p in profiles):
                 comparisons.append(compare(measured, ENVIRONMENTS[p].profile))
     return Report(tuple(comparisons))
@@ -121,51 +129,3 @@ def check(fs_names: Iterable[str], workload_names: Iterable[str],
 
 def _profile_name(fs: RealFs, name: str) -> str:
     return fs.claimed_by if name == "claimed" else name
-
-
-# --- reports ------------------------------------------------------------------------------
-def render(report: Report) -> str:
-    lines = []
-    for c in report.comparisons:
-        m = c.measured
-        head = (f"{m.fs.name} x {m.workload.name} under {c.profile}: "
-                f"{'sound' if c.sound else 'UNSOUND'}; {len(m.observed)} outcomes observed in "
-                f"{m.states} crash states at {len(m.points)} crash points ({m.seconds:.1f} s); "
-                f"{len(c.never_seen)} allowed, never observed")
-        lines.append(head)
-        lines += [f"  unsound {u}" for u in c.unsound]
-        lines += [f"  never observed: {describe(o)}" for o in c.never_seen]
-    verdict = "every observed outcome is allowed" if report.sound else "UNSOUND profiles found"
-    kernel = report.comparisons[0].measured.kernel if report.comparisons else "?"
-    lines.append(f"{verdict} (Linux {kernel})")
-    return "\n".join(lines)
-
-
-def as_json(report: Report) -> dict[str, Any]:
-    return {
-        "sound": report.sound,
-        "kernel": report.comparisons[0].measured.kernel if report.comparisons else None,
-        "comparisons": [
-            {
-                "fs": c.measured.fs.name,
-                "mount_options": c.measured.fs.options,
-                "mkfs": " ".join(c.measured.fs.mkfs),
-                "workload": c.measured.workload.name,
-                "profile": c.profile,
-                "sound": c.sound,
-                "seconds": round(c.measured.seconds, 3),
-                "block_writes": c.measured.writes,
-                "flushes": c.measured.flushes,
-                "crash_states": c.measured.states,
-                "points": [
-                    {"label": p.label, "model_steps": list(p.steps), "explored": p.explored,
-                     "total": p.total, "outcomes": sorted(describe(o) for o in p.outcomes)}
-                    for p in c.measured.points
-                ],
-                "unsound": [{"point": u.point, "outcome": describe(u.outcome),
-                             "kept_writes": list(u.kept)} for u in c.unsound],
-                "never_observed": [describe(o) for o in c.never_seen],
-            }
-            for c in report.comparisons
-        ],
-    }

@@ -27,7 +27,6 @@ class RealFs:
     sysctl: tuple[tuple[str, str], ...] = ()  # /proc/sys settings while the rig runs
     settle_s: float = 2.5  # how long a periodic commit takes to come (jbd2 rounds up)
 
-
     def __str__(self) -> str:
         return self.name
 
@@ -47,18 +46,55 @@ _EXT4 = ("mkfs.ext4", "-q", "-F", "-b", "4096", "-E", "lazy_itable_init=0,lazy_j
 FILESYSTEMS: dict[str, RealFs] = {
     f.name: f
     for f in (
-        RealFs("ext4-ordered", "ext4, data=ordered (the default), delayed allocation",
-               _EXT4, "data=ordered,commit=1", 64, "ext4-ordered"),
-        RealFs("ext4-writeback", "ext4, data=writeback", _EXT4, "data=writeback,commit=1", 64,
-               "ext4-writeback"),
-        RealFs("ext4-journal", "ext4, data=journal (file data goes through the journal)",
-               _EXT4, "data=journal,commit=1", 64, "ext4-ordered"),
-        RealFs("ext4-nodelalloc", "ext4, data=ordered without delayed allocation",
-               _EXT4, "data=ordered,nodelalloc,commit=1", 64, "ext4-ordered"),
-        RealFs("xfs", "xfs, default options", ("mkfs.xfs", "-q", "-f"), "defaults", 300,
-               "ext4-ordered", (("fs/xfs/xfssyncd_centisecs", "100"),)),
-        RealFs("btrfs", "btrfs, default options (single device)", ("mkfs.btrfs", "-q", "-f"),
-               "commit=1", 128, "ext4-ordered"),
+        RealFs(
+            "ext4-ordered",
+            "ext4, data=ordered (the default), delayed allocation",
+            _EXT4,
+            "data=ordered,commit=1",
+            64,
+            "ext4-ordered",
+        ),
+        RealFs(
+            "ext4-writeback",
+            "ext4, data=writeback",
+            _EXT4,
+            "data=writeback,commit=1",
+            64,
+            "ext4-writeback",
+        ),
+        RealFs(
+            "ext4-journal",
+            "ext4, data=journal (file data goes through the journal)",
+            _EXT4,
+            "data=journal,commit=1",
+            64,
+            "ext4-journal",
+        ),
+        RealFs(
+            "ext4-nodelalloc",
+            "ext4, data=ordered without delayed allocation",
+            _EXT4,
+            "data=ordered,nodelalloc,commit=1",
+            64,
+            "ext4-ordered",
+        ),
+        RealFs(
+            "xfs",
+            "xfs, default options",
+            ("mkfs.xfs", "-q", "-f"),
+            "defaults",
+            300,
+            "ext4-ordered",
+            (("fs/xfs/xfssyncd_centisecs", "100"),),
+        ),
+        RealFs(
+            "btrfs",
+            "btrfs, default options (single device)",
+            ("mkfs.btrfs", "-q", "-f"),
+            "commit=1",
+            128,
+            "btrfs",
+        ),
     )
 }
 

@@ -6,8 +6,9 @@ runs it on a recorded file system and the model kernel runs it under a profile -
 requests, in the same order. `setup` (optional) builds what must be durable before the
 crash window opens (an old file to replace, a message already in new/).
 
-`window` is what is crashed into: the workload, then a sync(2). `run_steps` is the one loop that drives a workload: before each request it calls `before`
-with the step's index, then performs the request. `label` names step i in both worlds.
+`window` is what is crashed into: the workload, then a sync(2). `run_steps` is the one
+loop that drives a workload: before each request it calls `before` with the step's index,
+then performs the request. `label` names step i in both worlds.
 
 The workloads: Ferrite's published litmus programs (Bornholt et al., ASPLOS 2016: prefix
 append, atomic replace via rename, atomic create via rename) and the Maildir ones - a file
@@ -103,8 +104,14 @@ def _write_file(path: str, data: bytes, fsync: bool) -> SyscallGen[None]:
 
 
 def _deliver(
-    md: str, name: str, data: bytes, *, fsync: bool = True, move: str = "link",
-    sync_new: bool = True, sync_tmp: bool = False,
+    md: str,
+    name: str,
+    data: bytes,
+    *,
+    fsync: bool = True,
+    move: str = "link",
+    sync_new: bool = True,
+    sync_tmp: bool = False,
 ) -> SyscallGen[None]:
     """One delivery: write tmp/NAME, then link+unlink (or rename) it into new/."""
     yield from _write_file(f"{md}/tmp/{name}", data, fsync)
@@ -176,38 +183,108 @@ _ONE = (MSG1,)
 WORKLOADS: dict[str, Workload] = {
     w.name: w
     for w in (
-        Workload("prefix-append", "Ferrite", "two appends to a durable file, no fsync",
-                 _prefix_append, (OLD + APPENDED + APPENDED,), _old_file),
-        Workload("replace-via-rename", "Ferrite",
-                 "write a new version in tmp/, no fsync, rename it over the durable old one",
-                 _replace_via_rename, (OLD, MSG1), _old_file),
-        Workload("create-via-rename", "Ferrite", "write a file, no fsync, rename it to its name",
-                 _create_via_rename, _ONE),
-        Workload("deliver", "Maildir",
-                 "the algorithm: tmp/ file fsynced, linked into new/, new/ fsynced, unlinked",
-                 _delivery(), _ONE),
-        Workload("deliver-sync-tmp", "Maildir", "as deliver, and tmp/ fsynced after the unlink",
-                 _delivery(sync_tmp=True), _ONE),
-        Workload("deliver-rename", "Maildir",
-                 "tmp/ file fsynced, renamed into new/, new/ fsynced", _delivery(move="rename"),
-                 _ONE),
-        Workload("no-fsync", "Maildir", "linked into new/ and unlinked, nothing fsynced",
-                 _delivery(fsync=False, sync_new=False), _ONE),
-        Workload("no-dir-fsync", "Maildir", "tmp/ file fsynced, linked, unlinked; new/ not fsynced",
-                 _delivery(sync_new=False), _ONE),
-        Workload("dir-fsync-only", "Maildir", "file not fsynced; linked, new/ fsynced, unlinked",
-                 _delivery(fsync=False), _ONE),
-        Workload("rename-no-fsync", "Maildir", "renamed into new/, nothing fsynced",
-                 _delivery(fsync=False, sync_new=False, move="rename"), _ONE),
-        Workload("straight-into-new", "Maildir",
-                 "written straight into new/, no fsync (vpopmail 4.10.14)",
-                 _straight_into_new, _ONE),
-        Workload("two-deliveries", "Maildir", "two deliveries by the algorithm, one after the other",
-                 _two, (MSG1, MSG2)),
-        Workload("reader-rename", "Maildir", "a reader renames new/m0 to cur/m0:2,S, no fsync",
-                 _reader_rename, (MSG2,), _in_new),
-        Workload("reader-rename-sync", "Maildir", "a reader renames new/m0 to cur/, cur/ fsynced",
-                 _reader_rename_sync, (MSG2,), _in_new),
+        Workload(
+            "prefix-append",
+            "Ferrite",
+            "two appends to a durable file, no fsync",
+            _prefix_append,
+            (OLD + APPENDED + APPENDED,),
+            _old_file,
+        ),
+        Workload(
+            "replace-via-rename",
+            "Ferrite",
+            "write a new version in tmp/, no fsync, rename it over the durable old one",
+            _replace_via_rename,
+            (OLD, MSG1),
+            _old_file,
+        ),
+        Workload(
+            "create-via-rename",
+            "Ferrite",
+            "write a file, no fsync, rename it to its name",
+            _create_via_rename,
+            _ONE,
+        ),
+        Workload(
+            "deliver",
+            "Maildir",
+            "the algorithm: tmp/ file fsynced, linked into new/, new/ fsynced, unlinked",
+            _delivery(),
+            _ONE,
+        ),
+        Workload(
+            "deliver-sync-tmp",
+            "Maildir",
+            "as deliver, and tmp/ fsynced after the unlink",
+            _delivery(sync_tmp=True),
+            _ONE,
+        ),
+        Workload(
+            "deliver-rename",
+            "Maildir",
+            "tmp/ file fsynced, renamed into new/, new/ fsynced",
+            _delivery(move="rename"),
+            _ONE,
+        ),
+        Workload(
+            "no-fsync",
+            "Maildir",
+            "linked into new/ and unlinked, nothing fsynced",
+            _delivery(fsync=False, sync_new=False),
+            _ONE,
+        ),
+        Workload(
+            "no-dir-fsync",
+            "Maildir",
+            "tmp/ file fsynced, linked, unlinked; new/ not fsynced",
+            _delivery(sync_new=False),
+            _ONE,
+        ),
+        Workload(
+            "dir-fsync-only",
+            "Maildir",
+            "file not fsynced; linked, new/ fsynced, unlinked",
+            _delivery(fsync=False),
+            _ONE,
+        ),
+        Workload(
+            "rename-no-fsync",
+            "Maildir",
+            "renamed into new/, nothing fsynced",
+            _delivery(fsync=False, sync_new=False, move="rename"),
+            _ONE,
+        ),
+        Workload(
+            "straight-into-new",
+            "Maildir",
+            "written straight into new/, no fsync (vpopmail 4.10.14)",
+            _straight_into_new,
+            _ONE,
+        ),
+        Workload(
+            "two-deliveries",
+            "Maildir",
+            "two deliveries by the algorithm, one after the other",
+            _two,
+            (MSG1, MSG2),
+        ),
+        Workload(
+            "reader-rename",
+            "Maildir",
+            "a reader renames new/m0 to cur/m0:2,S, no fsync",
+            _reader_rename,
+            (MSG2,),
+            _in_new,
+        ),
+        Workload(
+            "reader-rename-sync",
+            "Maildir",
+            "a reader renames new/m0 to cur/, cur/ fsynced",
+            _reader_rename_sync,
+            (MSG2,),
+            _in_new,
+        ),
     )
 }
 

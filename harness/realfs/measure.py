@@ -98,25 +98,35 @@ def measure(fs: RealFs, workload: Workload) -> Measured:
                 if writes not in seen:
                     seen[writes] = _read_state(rig, log, point, kept, workload)
                 outcomes.setdefault(seen[writes], kept)
+            shows: tuple[int, ...]
             if point.label in labels:
-                name, steps = point.label, (labels[point.label],)
+                name, shows = point.label, (labels[point.label],)
             else:
                 at = labels.get(point.after_mark or "", 0)
                 during = point.after_mark or "the set-up"
-                name, steps = f"{point.label} during {during}", (at, min(at + 1, count))
-            points.append(Point(name, steps, outcomes, explored, point.total))
+                name, shows = f"{point.label} during {during}", (at, min(at + 1, count))
+            points.append(Point(name, shows, outcomes, explored, point.total))
     steps = tuple(t for t in sorted(labels, key=labels.__getitem__) if t.startswith("step "))
-    return Measured(fs, workload, steps, tuple(points), len(log.writes),
-                    sum(isinstance(r, Flush) for r in log.records), len(seen), time.monotonic() - started,
-                    os.uname().release)
+    return Measured(
+        fs,
+        workload,
+        steps,
+        tuple(points),
+        len(log.writes),
+        sum(isinstance(r, Flush) for r in log.records),
+        len(seen),
+        time.monotonic() - started,
+        os.uname().release,
+    )
 
 
 def _os(request: Syscall[Any]) -> object:
     return perform_on_os(request, io.BytesIO())  # litmus workloads read no input
 
 
-def _read_state(rig: Rig, log: BlockLog, point: CrashPoint, kept: tuple[int, ...],
-                workload: Workload) -> Outcome:
+def _read_state(
+    rig: Rig, log: BlockLog, point: CrashPoint, kept: tuple[int, ...], workload: Workload
+) -> Outcome:
     try:
         with rig.crash_state(log.base, state_writes(log, point, kept)) as root:
             return read_maildir(os.path.join(root, "Maildir"), workload.messages)

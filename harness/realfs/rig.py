@@ -94,8 +94,7 @@ def sweep_stale() -> list[str]:
                 subprocess.run(["umount", "-l", where], capture_output=True)
         for loop in loops:
             subprocess.run(["losetup", "-d", loop], capture_output=True)
-        subprocess.run(["fusermount3", "-u", "-z", os.path.join(work, "fuse")],
-                       capture_output=True)
+        subprocess.run(["fusermount3", "-u", "-z", os.path.join(work, "fuse")], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
         swept.append(work)
     return swept
@@ -151,9 +150,19 @@ class Rig:
         with open(image, "wb") as f:
             f.truncate(self.fs.size_mb << 20)
         self._recorder = subprocess.Popen(
-            [sys.executable, "-m", "maildircheck.harness.realfs.recorder",
-             "--image", image, "--mount", self.path("fuse")],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "maildircheck.harness.realfs.recorder",
+                "--image",
+                image,
+                "--mount",
+                self.path("fuse"),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         with open(self.path("recorder.pid"), "w") as f:
             f.write(str(self._recorder.pid))
