@@ -12,14 +12,18 @@ The correct algorithm except step A5: when fsync of the tmp/ file fails, the del
 calls fsync again and, if that answers 0, goes on to link the file into new/ and reports
 success (a second failure is reported as the correct algorithm does).
 
-Expected to break P1 no-partial and P2 no-early-success under ext4-ordered,
-ext4-writeback and posix with a fault at fsync (eio; enospc and edquot alike) and power
-loss in the threat model: Linux marks the pages that failed to write clean and reports the
-error once per open file (F9, measured by harness/realfs/eio.py on ext4, xfs and btrfs), so
-the retry answers 0 while the data will never reach the disk; the file linked into new/
-holds zeros or nothing after a crash. Reads still show the message from the page cache, so
-without a crash nothing looks wrong. Under `sync` every write was durable when it
-returned, so nothing is lost and it holds.
+Expected to break P1 no-partial and P2 no-early-success with a fault at fsync (eio;
+enospc and edquot alike) and power loss in the threat model, under every local profile
+whose failed fsync drops the data - ext4-ordered, ext4-writeback, btrfs, posix: Linux
+marks the pages that failed to write clean and reports the error once per open file (F9,
+measured by harness/realfs/eio.py on ext4, xfs and btrfs), so the retry answers 0 while
+the data will never reach the disk, and the file linked into new/ holds zeros or nothing
+after a crash. Reads still show the message from the page cache, so without a crash
+nothing looks wrong on a local disk. On NFS it breaks P1 with no crash at all: the client
+drops the pages the server refused (R5) and the retry commits nothing, so the server's
+file in new/ is empty. It holds under `sync` (every write was durable when it returned)
+and under ext4-journal, whose journal aborts: the retry answers EROFS and the delivery
+fails honestly.
 """
 
 from __future__ import annotations
