@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from maildircheck.harness.check import Check
+from maildircheck.harness.realfs import eio_report
 from maildircheck.harness.realfs.eio import MESSAGE, measure_eio, mismatches, predict
 from maildircheck.harness.realfs.filesystems import FILESYSTEMS
 from maildircheck.harness.verify import verify
@@ -206,3 +207,23 @@ def test_f9_fsync_retry_is_caught_where_data_is_dropped_and_correct_holds() -> N
     assert verify(
         Check.of("correct", "ext4-ordered", (EIO, POWER_LOSS), max_examples=200, seed=1)
     ).holds
+
+
+def test_f9_the_table_command_rejects_bad_options_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for argv in (["--fs", "ext5"], ["--errno", "EIO,EBOGUS"], ["--fs", ""]):
+        assert eio_report.main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("eio: ") and err.count("\n") == 1, err
+
+
+def test_f9_the_table_renders_every_column_of_a_row() -> None:
+    fs = FILESYSTEMS["ext4-ordered"]
+    require_rig(fs)
+    rows = [measure_eio(fs, errno.EIO)]
+    table = eio_report.render(rows).splitlines()
+    assert len(table) == 3 and table[0].count("|") == table[2].count("|")
+    assert "| DROPPED | DROPPED (ext4-ordered) | yes |" in table[2]
+    (cells,) = eio_report.as_json(rows)
+    assert cells["fsync2"] == "0" and cells["mismatches"] == [] and cells["kernel"]
