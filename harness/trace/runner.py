@@ -62,13 +62,16 @@ class TracedRun:
 
     def delivered(self) -> dict[str, bytes]:
         """Files in new/ and cur/ after the run that were not there before."""
-        return {
-            path: data
-            for path, data in sorted(self.after.items())
-            if data is not None
-            and path.split("/", 1)[0] in ("new", "cur")
-            and path not in self.before
-        }
+        return delivered(self.before, self.after)
+
+
+def delivered(before: Snapshot, after: Snapshot) -> dict[str, bytes]:
+    """Files in new/ and cur/ in `after` that are not in `before`."""
+    return {
+        path: data
+        for path, data in sorted(after.items())
+        if data is not None and path.split("/", 1)[0] in ("new", "cur") and path not in before
+    }
 
 
 def snapshot(root: str) -> Snapshot:
@@ -100,10 +103,46 @@ def inject_option(spec: str) -> str:
     return f"{parts[0]}:error={parts[1]}:when={when}"
 
 
-def _command(command: Sequence[str], root: str) -> list[str]:
+def command_for(command: Sequence[str], root: str) -> list[str]:
+    """`command` with `{maildir}` replaced by `root`, or `root` appended when no argument
+    names it."""
     if any(PLACEHOLDER in arg for arg in command):
         return [arg.replace(PLACEHOLDER, root) for arg in command]
     return [*command, root]
+
+
+def user_entry(user: str) -> pwd.struct_passwd:
+    """The password entry of the user `--user` names; `TraceSetupError` if there is none."""
+    try:
+        return pwd.getpwnam(user)
+    except KeyError:
+        raise TraceSetupError(f"no such user {user!r}") from None
+
+
+def give_to(entry: pwd.struct_passwd, top: str) -> None:
+    """Make `top` and everything under it the user's, so a program run as them can write."""
+    for dirpath, _, filenames in os.walk(top):
+        os.chown(dirpath, entry.pw_uid, entry.pw_gid)
+        for name in filenames:
+            os.chown(os.path.join(dirpath, name), entry.pw_uid, entry.pw_gid)
+
+
+def child_environment(
+    home: str, root: str, user: str | None, env: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The delivery program's environment: what an MTA sets (HOME, MAILDIR, SENDER,
+    RECIPIENT, USER, LOGNAME), PATH, and `env` over it."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": home,
+        "MAILDIR": root,
+        "SENDER": "alice@example.org",
+        "RECIPIENT": "bob@example.net",
+        "USER": user or "root",
+        "LOGNAME": user or "root",
+        "PYTHONDONTWRITEBYTECODE": "1",  # a Python agent must not write beside its source
+        **(env or {}),
+    }
 
 
 def run_traced(
@@ -150,16 +189,9 @@ def _run(
     with open(f"{scratch}/message", "wb") as f:
         f.write(message)
     if user is not None:
-        try:
-            entry = pwd.getpwnam(user)
-        except KeyError:
-            raise TraceSetupError(f"no such user {user!r}") from None
-        for dirpath, _, filenames in os.walk(scratch):
-            os.chown(dirpath, entry.pw_uid, entry.pw_gid)
-            for name in filenames:
-                os.chown(os.path.join(dirpath, name), entry.pw_uid, entry.pw_gid)
+        give_to(user_entry(user), scratch)
     before = snapshot(root)
-    argv = _command(command, root)
+    argv = command_for(command, root)
     trace_file = f"{scratch}/trace.strace"
     options = [strace, "-f", "-q", "-y", "-xx", "-s", str(1 << 24), "-o", trace_file]
     options += ["-e", f"trace={STRACE_CALLS}", "-e", "signal=none"]
@@ -167,17 +199,7 @@ def _run(
         options += ["-e", f"inject={inject_option(spec)}"]
     if user is not None:
         options += ["-u", user]
-    child_env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": home,
-        "MAILDIR": root,
-        "SENDER": "alice@example.org",
-        "RECIPIENT": "bob@example.net",
-        "USER": user or "root",
-        "LOGNAME": user or "root",
-        "PYTHONDONTWRITEBYTECODE": "1",  # a Python agent must not write beside its source
-        **(env or {}),
-    }
+    child_env = child_environment(home, root, user, env)
     timed_out = False
     with open(f"{scratch}/message", "rb") as stdin:
         try:
