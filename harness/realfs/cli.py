@@ -63,9 +63,10 @@ class RealfsReport:
     run: RealRun
     verdicts: list[Verdict]
     model: ReplayResult | None  # `trace` under run.fs.claimed_by; None when it could not run
-    model_error: str = ""
+    model_error: str = ""  # why the model did not run
     replay_command: str = ""
     differences: list[str] = field(default_factory=list)
+    model_note: str = ""  # the traced run ended differently from the run on the disk
 
     @property
     def violated(self) -> bool:
@@ -119,6 +120,7 @@ class RealfsReport:
                 if self.model and self.model.violation
                 else None,
                 "error": self.model_error or None,
+                "note": self.model_note or None,
                 "replay": self.replay_command,
             },
             "differences": self.differences,
@@ -161,15 +163,20 @@ def report_for(args: argparse.Namespace) -> RealfsReport:
     )
     verdicts = [judge(run, prop) for prop in PROPERTIES]
     replay = replay_command_for(command, [fs.claimed_by], [], args.user)
+    model: ReplayResult | None = None
+    error = note = ""
     try:
         traced = run_traced(command, message, user=args.user, timeout=args.timeout)
-        model: ReplayResult | None = check_run(
-            traced, [fs.claimed_by], args.temporary_exits, replay
-        ).results[0]
-        error = ""
     except TraceSetupError as err:
-        model, error = None, str(err)
-    report = RealfsReport(run, verdicts, model, error, replay)
+        error = str(err)
+    else:
+        model = check_run(traced, [fs.claimed_by], args.temporary_exits, replay).results[0]
+        if traced.status != run.status:
+            note = (
+                f"the traced run exited {traced.status}, the run on the disk {run.status}: "
+                "the two verdicts judge runs that went differently"
+            )
+    report = RealfsReport(run, verdicts, model, error, replay, model_note=note)
     if model is not None:
         said = {v.prop: model_verdict(model, v.prop) for v in verdicts}
         report.differences = differences(verdicts, said, fs.claimed_by)
@@ -211,6 +218,8 @@ def render(report: RealfsReport) -> list[str]:
     if run.stderr:
         lines.append(f"its stderr: {run.stderr.splitlines()[-1]}")
     lines += [f"note: {n}" for n in run.notes]
+    if report.model_note:
+        lines.append(f"note: {report.model_note}")
     lines.append(f"the model's replay: {report.replay_command}")
     return lines
 

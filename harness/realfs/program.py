@@ -84,7 +84,7 @@ class State:
         text = f"the {durable} writes flushed before it"
         if vol:
             text += f", and {list(self.kept) or 'none'} of the {len(vol)} since"
-            text += f" (writes {vol[0]}-{vol[-1]})"
+            text += f" (write {vol[0]})" if len(vol) == 1 else f" (writes {vol[0]}-{vol[-1]})"
         return text
 
 
@@ -141,6 +141,7 @@ def run_program(
             for d in (md, *(os.path.join(md, sub) for sub in SUBDIRS)):
                 os.mkdir(d, 0o700)
             if entry is not None:
+                os.chmod(rig.work, 0o711)  # the user passes through to the Maildir
                 give_to(entry, md)
                 give_to(entry, home)
             argv = command_for(command, md)
