@@ -272,11 +272,18 @@ def judge(run: RealRun, prop: str) -> Verdict:
     return Verdict(prop, "holds", f"{len(judged)} crash states at {where}")
 
 
+# What the replay judges only at the exit, once every step's checks (P1 among them) passed
+# (trace.replay: P2 on success, P4/P5 on a failure; specs T4, T5).
+AT_EXIT = ("P2", "P4", "P5")
+
+
 def model_verdict(result: ReplayResult, prop: str) -> str:
     """What the model's replay says of `prop`: holds, violated, or why it did not judge it
     (the replay ends at its first violation)."""
     if result.violation is not None:
         if result.violation.prop == prop:
             return "violated"
+        if result.violation.prop in AT_EXIT and prop not in AT_EXIT:
+            return "holds"
         return f"not judged (the replay stopped at {result.violation.prop})"
     return "incomplete" if result.stopped else "holds"
