@@ -258,3 +258,32 @@ def test_a_command_that_does_not_exist_is_one_line_and_exit_3(
     code, out, err = run_cli(capsys, "--fs", "ext4-ordered", "--", "/nonexistent/agent")
     assert code == 3 and out == "" and err.count("\n") == 1
     assert "command not found or not runnable: /nonexistent/agent" in err
+
+
+def test_a_program_past_its_timeout_is_killed_and_has_made_no_report(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--timeout as for trace: the program (and what it started) is killed, it reported
+    nothing, so P2 asks nothing of it; P1 is still judged on every state."""
+    require_rig(EXT4)
+    slow = ["sh", "-c", 'cat > "$1/tmp/m1"; sleep 60 >/dev/null 2>&1 & sleep 60', "sh", "{maildir}"]
+    code, out, _ = run_cli(
+        capsys, "--fs", "ext4-ordered", "--timeout", "0.5", "--json", "--", *slow
+    )
+    report = json.loads(out)
+    assert report["killed_by"] == "SIGKILL" and report["outcome"] is None
+    assert report["notes"] == ["the run was stopped after 0.5 s"]
+    verdicts = {v["property"]: v for v in report["verdicts"]}
+    assert verdicts["P1"]["verdict"] == "holds"
+    assert verdicts["P2"]["verdict"] == "holds" and "was killed" in verdicts["P2"]["why"]
+    assert code == 0
+    # the background sleep died with it (it holds none of the pipes: nothing else waits)
+    maildir = report["command"][-1]
+    assert not [c for c in Path("/proc").glob("[0-9]*/cmdline") if maildir in _read(c)]
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8", "replace")
+    except OSError:
+        return ""

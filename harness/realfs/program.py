@@ -24,7 +24,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
@@ -43,6 +42,7 @@ from maildircheck.harness.trace.runner import (
     command_for,
     delivered,
     give_to,
+    run_in_session,
     snapshot,
     user_entry,
 )
@@ -189,48 +189,18 @@ def run_program(
 def _execute(
     argv: list[str], stdin_file: str, home: str, md: str, user: str | None, timeout: float
 ) -> tuple[int, str | None, str, list[str]]:
-    """Run the program in its own session (anything it leaves running is killed when it
-    exits, or the file system could not be unmounted): status, signal, stderr, notes."""
-    uid = gid = groups = None
-    if user is not None:
-        entry = user_entry(user)
-        uid, gid = entry.pw_uid, entry.pw_gid
-        groups = os.getgrouplist(entry.pw_name, entry.pw_gid)
-    notes = []
-    with open(stdin_file, "rb") as stdin:
-        try:
-            proc = subprocess.Popen(
-                argv,
-                stdin=stdin,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                cwd=home,
-                env=child_environment(home, md, user),
-                start_new_session=True,
-                user=uid,
-                group=gid,
-                extra_groups=groups,
-            )
-        except OSError as err:
-            why = f"command not found or not runnable: {argv[0]} ({err.strerror})"
-            raise TraceSetupError(why) from None
-        try:
-            _, err_bytes = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _killpg(proc.pid)
-            _, err_bytes = proc.communicate()
-            notes.append(f"the run was stopped after {timeout:g} s")
-        _killpg(proc.pid)
-    status = proc.returncode
-    signal_name = signal.Signals(-status).name if status < 0 else None
-    return status, signal_name, err_bytes.decode("utf-8", "replace").strip(), notes
-
-
-def _killpg(pid: int) -> None:
+    """Run the program as `trace` would, without strace: status, signal, stderr, notes."""
+    entry = user_entry(user) if user is not None else None
     try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+        done = run_in_session(
+            argv, stdin_file, home, child_environment(home, md, user), timeout, entry
+        )
+    except OSError as err:
+        why = f"command not found or not runnable: {argv[0]} ({err.strerror})"
+        raise TraceSetupError(why) from None
+    notes = [f"the run was stopped after {timeout:g} s"] if done.timed_out else []
+    signal_name = signal.Signals(-done.status).name if done.status < 0 else None
+    return done.status, signal_name, done.stderr.strip(), notes
 
 
 def _bad_entries(state: State) -> list[str]:

@@ -11,9 +11,11 @@ job, its meaning `trace.translator`'s, the replay `trace.replay`'s.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -145,6 +147,58 @@ def child_environment(
     }
 
 
+@dataclass(frozen=True)
+class Finished:
+    status: int  # the exit status; negative: killed by that signal
+    stderr: str
+    timed_out: bool
+
+
+def run_in_session(
+    argv: Sequence[str],
+    stdin_path: str,
+    cwd: str,
+    env: Mapping[str, str],
+    timeout: float,
+    user: pwd.struct_passwd | None = None,
+) -> Finished:
+    """Run `argv` (as `user`, if given) in a session of its own with `stdin_path` on its
+    standard input. At the time limit, and once it has exited, whatever is left of its
+    process group is killed: a child it left running would outlive the check. OSError when
+    it cannot start."""
+    uid = gid = groups = None
+    if user is not None:
+        uid, gid = user.pw_uid, user.pw_gid
+        groups = os.getgrouplist(user.pw_name, user.pw_gid)
+    timed_out = False
+    with open(stdin_path, "rb") as stdin:
+        proc = subprocess.Popen(
+            argv,
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
+            env=dict(env),
+            start_new_session=True,
+            user=uid,
+            group=gid,
+            extra_groups=groups,
+        )
+        try:
+            _, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _kill_group(proc.pid)
+            _, err = proc.communicate()
+        _kill_group(proc.pid)
+    return Finished(proc.returncode, err.decode("utf-8", "replace"), timed_out)
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
 def run_traced(
     command: Sequence[str],
     message: bytes = DEFAULT_MESSAGE,
@@ -200,25 +254,13 @@ def _run(
     if user is not None:
         options += ["-u", user]
     child_env = child_environment(home, root, user, env)
-    timed_out = False
-    with open(f"{scratch}/message", "rb") as stdin:
-        try:
-            done = subprocess.run(
-                [*options, "--", *argv],
-                stdin=stdin,
-                capture_output=True,
-                cwd=home,
-                env=child_env,
-                timeout=timeout,
-                check=False,
-            )
-            status, stderr = done.returncode, done.stderr.decode("utf-8", "replace")
-        except FileNotFoundError as err:
-            raise TraceSetupError(f"cannot run strace: {err}") from None
-        except subprocess.TimeoutExpired as err:
-            timed_out = True
-            status = -9
-            stderr = (err.stderr or b"").decode("utf-8", "replace")
+    try:
+        done = run_in_session(
+            [*options, "--", *argv], f"{scratch}/message", home, child_env, timeout
+        )
+    except OSError as err:
+        raise TraceSetupError(f"cannot run strace: {err}") from None
+    status, stderr, timed_out = done.status, done.stderr, done.timed_out
     with open(trace_file, encoding="utf-8", errors="surrogateescape") as f:
         lines = f.readlines()
     signal_name = _killed_by(lines)
