@@ -91,6 +91,7 @@ class RealfsReport:
             "command": run.argv,
             "exit_status": run.status,
             "killed_by": run.signal_name,
+            "stderr": run.stderr,
             "outcome": None if run.report is None else str(run.report),
             "crash_points": run.points,
             "states_explored": len(run.states),
