@@ -15,13 +15,15 @@ demo; the human reports are `maildircheck.harness.report`'s, running a check is
     maildircheck trace [--env PROFILE]... [--inject CALL:ERRNO[:N]]... [--json] -- COMMAND...
     maildircheck fidelity [--fs A,B] [--workload W,V] [--profiles claimed,posix]
                           [--format text|md|json] [--json]
+    maildircheck realfs --fs FS [--user U] [--json] -- COMMAND...   (root, FUSE)
     maildircheck demo
 
 Exit codes:
     0  verify: every checked property holds within the budget; list; demo: the bug was found;
        fidelity: every profile compared allows every outcome measured
+       realfs: P1 and P2 hold in every crash state of the real file system
     1  verify: a checked property is violated; demo: the bug was not found; fidelity: a
-       profile is unsound
+       profile is unsound; realfs: P1 or P2 is violated on the real file system
     2  usage error (unknown strategy, profile or fault, a bad number, a strategy file that
        does not load), reported as one line `maildircheck: error: ...` on stderr
     3  the check could not complete (the strategy raised when called, or a checker bug),
@@ -41,6 +43,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from maildircheck.harness.check import Check, CheckError
+from maildircheck.harness.realfs import cli as realfs_cli
 from maildircheck.harness.trace import cli as trace_cli
 from maildircheck.impl.strategies import CATALOGUE
 from maildircheck.model.environments import ENVIRONMENTS
@@ -201,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     _progress_flag(matrix)
 
     trace_cli.add_parser(commands)
+    realfs_cli.add_parser(commands)
 
     fidelity = commands.add_parser(
         "fidelity",
@@ -441,6 +445,26 @@ def cmd_fidelity(args: argparse.Namespace) -> int:
     return 0 if report.sound else 1
 
 
+def cmd_realfs(args: argparse.Namespace) -> int:
+    """0 P1 and P2 hold in every crash state on the disk; 1 one is violated there; 3 the
+    check could not run (no root or FUSE, the command not found) or a crash state did not
+    mount. Where the model's verdict differs the report says so; the code is the disk's."""
+    from maildircheck.harness.realfs.rig import RigError
+    from maildircheck.harness.trace.runner import TraceSetupError
+
+    try:
+        report = realfs_cli.report_for(args)
+    except trace_cli.TraceUsageError as err:
+        raise UsageError(str(err)) from None
+    except (RigError, TraceSetupError) as err:
+        _complain(str(err))
+        return CHECK_ERROR
+    print(realfs_cli.report_text(report, args.json))
+    if report.violated:
+        return 1
+    return 0 if report.holds else CHECK_ERROR
+
+
 COMMANDS = {
     "verify": cmd_verify,
     "list": cmd_list,
@@ -448,6 +472,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "trace": cmd_trace,
     "fidelity": cmd_fidelity,
+    "realfs": cmd_realfs,
 }
 
 

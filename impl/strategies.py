@@ -33,7 +33,7 @@ from maildircheck.impl.catalogue import (
     b13_stale_nlink,
     b14_fsync_retry,
 )
-from maildircheck.model.environments import LOCAL
+from maildircheck.model.environments import ENVIRONMENTS, LOCAL
 from maildircheck.model.environments import NFS as NFS_ENVIRONMENTS
 from maildircheck.model.faults import EIO, ENOSPC, LOST_REPLY, POWER_LOSS, Fault
 from maildircheck.model.outcome import Strategy
@@ -66,6 +66,8 @@ def _first_line(doc: str | None) -> str:
 # Where a flaw bites, named from the environment table (model/environments.py):
 ALL_PROFILES = tuple(e.name for e in LOCAL)  # every local disk
 CRASHING = tuple(e.name for e in LOCAL if not e.profile.is_sync)  # unsynced state can be lost
+# ... and a directory fsync does not carry the file's data with it (it does on data=journal, S5)
+DATA_APART = tuple(n for n in CRASHING if not ENVIRONMENTS[n].profile.data_journaled)
 NFS = tuple(e.name for e in NFS_ENVIRONMENTS if e.durable_success_possible)  # can be passed
 DROPS_FAILED_WRITEBACK = tuple(  # a failed fsync loses data a retry cannot bring back (F9)
     e.name for e in LOCAL if not e.profile.is_sync and e.profile.failed_fsync is FailedFsync.DROPPED
@@ -107,7 +109,7 @@ _ENTRIES = (
         "B2",
         "vpopmail FILE_SYNC off; Courier deliverquota.c; isync FSync no; Dovecot mail_fsync=never",
         ("P1", "P2"),
-        CRASHING,
+        DATA_APART,
         (POWER_LOSS,),
     ),
     _entry(

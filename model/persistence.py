@@ -190,8 +190,9 @@ def fsync_file(fs: FileSystem, profile: Profile, ino: int) -> None:
 
 def fsync_dir(fs: FileSystem, profile: Profile, dir_ino: int) -> None:
     """fsync(dir): the directory's entries; on a journal every metadata operation (F3).
-    Elsewhere only this directory's half of a rename into or out of it becomes durable;
-    the other directory's half stays pending (F6, measured on btrfs)."""
+    Elsewhere a rename into this directory from another one is split: its new entry becomes
+    durable, the removal of its old entry stays pending, so a crash may keep both names
+    (F6, measured on btrfs). A rename out of this directory becomes durable whole."""
     if profile.ordering is Ordering.NEVER:
         return
     if profile.ordering is Ordering.JOURNAL:
@@ -203,7 +204,7 @@ def fsync_dir(fs: FileSystem, profile: Profile, dir_ino: int) -> None:
         [
             op
             for op in fs.pending
-            if isinstance(op, MetaOp) and all(ch.dir_ino == dir_ino for ch in op.changes)
+            if isinstance(op, MetaOp) and any(ch.dir_ino == dir_ino for ch in op.changes)
         ]
     )
 
@@ -231,18 +232,16 @@ def _syncable(fs: FileSystem) -> list[PendingOp]:
 
 
 def _halves(op: PendingOp, dir_ino: int) -> list[PendingOp]:
-    """`op`, or - for an operation that changes `dir_ino` and another directory - its change
-    to `dir_ino` followed by the rest."""
+    """`op`, or - for a rename that adds an entry to `dir_ino` and removes one elsewhere -
+    its new entry followed by the removal of the old one."""
     if not isinstance(op, MetaOp):
         return [op]
     inside = tuple(ch for ch in op.changes if ch.dir_ino == dir_ino)
-    if not inside or len(inside) == len(op.changes):
-        return [op]
     rest = tuple(ch for ch in op.changes if ch.dir_ino != dir_ino)
-    return [
-        MetaOp(inside, f"{op.label} (its entry in the synced directory)"),
-        MetaOp(rest, f"{op.label} (its other entry)"),
-    ]
+    if not inside or not rest or any(ch.ino is None for ch in inside):
+        return [op]
+    return [MetaOp(inside, f"{op.label} (its new entry)"),
+            MetaOp(rest, f"{op.label} (the removal of its old entry)")]
 
 
 def sync_all(fs: FileSystem, profile: Profile) -> None:

@@ -116,6 +116,8 @@ def target(strategy: str, env: str) -> Any:
 TestCorrectOnSync = target("correct", "sync")
 TestCorrectOnExt4Ordered = target("correct", "ext4-ordered")
 TestCorrectOnExt4Writeback = target("correct", "ext4-writeback")
+TestCorrectOnExt4Journal = target("correct", "ext4-journal")
+TestCorrectOnBtrfs = target("correct", "btrfs")
 TestCorrectOnPosix = target("correct", "posix")
 TestCorrectOnNfs3Sync = target("correct", "nfs3-sync")
 TestCorrectOnNfs3AsyncExport = target("correct", "nfs3-async-export")

@@ -204,6 +204,19 @@ def test_f6_fsync_of_the_target_directory_keeps_only_its_half(profile: str) -> N
     assert seen == {(False, True), (True, True)}  # never lost, maybe under both names
 
 
+@pytest.mark.parametrize("profile", ["posix", "btrfs"])
+def test_f6_fsync_of_the_source_directory_keeps_the_rename_whole(profile: str) -> None:
+    # a reader renames new/a to cur/ before the agent's fsync(new/): the message must not
+    # vanish from both directories
+    fs, kernel, proc = fresh(profile)
+    write_file(kernel, proc, "/m/new/a")
+    fs.make_all_durable()
+    run(kernel, proc, Rename("/m/new/a", "/m/cur/a"))
+    run(kernel, proc, FsyncDir("/m/new"))
+    assert fs.pending == []
+    assert "a" in fs.durable_entries[fs.lookup("/m/cur")]
+
+
 def test_f6_a_journal_commits_a_synced_rename_whole() -> None:
     fs, kernel, proc = fresh("ext4-ordered")
     write_file(kernel, proc, "/m/new/a")

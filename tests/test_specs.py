@@ -33,7 +33,7 @@ FAMILIES = {
     "R": 10,
     "D": 8,
     "T": 6,
-    "G": 4,
+    "G": 5,
 }
 MUST_BE_TESTED = "PSFXELRDTG"
 

@@ -22,6 +22,7 @@ from maildircheck.harness.trace.replay import outcome_of, replay
 from maildircheck.harness.trace.runner import DEFAULT_MESSAGE, inject_option, run_traced
 from maildircheck.harness.trace.translator import Dup, Fork, Seek, Step, Unmodeled, translate
 from maildircheck.harness.trace.verdicts import check_run, render
+from maildircheck.model.environments import LOCAL
 from maildircheck.model.outcome import Delivered, PermanentFailure, TemporaryFailure
 from maildircheck.model.syscalls import (
     Close,
@@ -307,10 +308,7 @@ def test_maildir_deliver_itself_holds_under_every_profile() -> None:
     report = check_run(run_traced([agent, "{maildir}"]))
     assert report.run.status == 0
     assert [(r.env, r.verdict) for r in report.results] == [
-        ("sync", "holds"),
-        ("ext4-ordered", "holds"),
-        ("ext4-writeback", "holds"),
-        ("posix", "holds"),
+        (e.name, "holds") for e in LOCAL
     ]
     assert list(report.run.delivered().values()) == [DEFAULT_MESSAGE]
 

@@ -163,6 +163,11 @@ def _reader_rename_sync(md: str) -> SyscallGen[None]:
     yield from call(FsyncDir(f"{md}/cur"))
 
 
+def _reader_rename_sync_new(md: str) -> SyscallGen[None]:
+    yield from call(Rename(f"{md}/new/m0", f"{md}/cur/m0:2,S"))
+    yield from call(FsyncDir(f"{md}/new"))
+
+
 def _two(md: str) -> SyscallGen[None]:
     yield from _deliver(md, "m1", MSG1)
     yield from _deliver(md, "m2", MSG2)
@@ -282,6 +287,14 @@ WORKLOADS: dict[str, Workload] = {
             "Maildir",
             "a reader renames new/m0 to cur/, cur/ fsynced",
             _reader_rename_sync,
+            (MSG2,),
+            _in_new,
+        ),
+        Workload(
+            "reader-rename-sync-new",
+            "Maildir",
+            "a reader renames new/m0 to cur/, then new/ is fsynced (the agent's fsync, late)",
+            _reader_rename_sync_new,
             (MSG2,),
             _in_new,
         ),

@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,17 +88,14 @@ def measure(fs: RealFs, workload: Workload) -> Measured:
         labels[DURABLE] = count
         rig.mark(DURABLE)
         log = rig.finish()
-        seen: dict[tuple[int, ...], Outcome] = {}
+        states = StateReader(rig, log, workload.messages)
         points = []
         for point in crash_points(log):
             outcomes: dict[Outcome, tuple[int, ...]] = {}
             explored = 0
             for kept in subsets(point):
                 explored += 1
-                writes = (*point.durable, *kept)
-                if writes not in seen:
-                    seen[writes] = _read_state(rig, log, point, kept, workload)
-                outcomes.setdefault(seen[writes], kept)
+                outcomes.setdefault(states.outcome(point, kept), kept)
             shows: tuple[int, ...]
             if point.label in labels:
                 name, shows = point.label, (labels[point.label],)
@@ -114,7 +112,7 @@ def measure(fs: RealFs, workload: Workload) -> Measured:
         tuple(points),
         len(log.writes),
         sum(isinstance(r, Flush) for r in log.records),
-        len(seen),
+        states.mounted,
         time.monotonic() - started,
         os.uname().release,
     )
@@ -124,11 +122,29 @@ def _os(request: Syscall[Any]) -> object:
     return perform_on_os(request, io.BytesIO())  # litmus workloads read no input
 
 
-def _read_state(
-    rig: Rig, log: BlockLog, point: CrashPoint, kept: tuple[int, ...], workload: Workload
-) -> Outcome:
-    try:
-        with rig.crash_state(log.base, state_writes(log, point, kept)) as root:
-            return read_maildir(os.path.join(root, "Maildir"), workload.messages)
-    except StateUnmountable:
-        return UNMOUNTABLE
+class StateReader:
+    """Reads the Maildir of crash states of `log` (at `maildir` under the file system's root),
+    mounting each distinct set of kept writes once, however many points reach it."""
+
+    def __init__(
+        self, rig: Rig, log: BlockLog, messages: Iterable[bytes], maildir: str = "Maildir"
+    ) -> None:
+        self.rig, self.log, self.messages, self.maildir = rig, log, tuple(messages), maildir
+        self.seen: dict[tuple[int, ...], Outcome] = {}
+
+    @property
+    def mounted(self) -> int:
+        return len(self.seen)
+
+    def outcome(self, point: CrashPoint, kept: tuple[int, ...]) -> Outcome:
+        writes = (*point.durable, *kept)
+        if writes not in self.seen:
+            self.seen[writes] = self._read(point, kept)
+        return self.seen[writes]
+
+    def _read(self, point: CrashPoint, kept: tuple[int, ...]) -> Outcome:
+        try:
+            with self.rig.crash_state(self.log.base, state_writes(self.log, point, kept)) as root:
+                return read_maildir(os.path.join(root, self.maildir), self.messages)
+        except StateUnmountable:
+            return UNMOUNTABLE

@@ -62,11 +62,18 @@ def add_parser(commands: Any) -> None:
         metavar="CALL:ERRNO[:N]",
         help="make the Nth CALL fail with ERRNO (strace -e inject), e.g. fsync:EIO",
     )
-    trace.add_argument("--user", help="run the command as this user (strace -u)")
-    trace.add_argument(
+    trace.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    add_program_options(trace)
+
+
+def add_program_options(parser: Any) -> None:
+    """The options every command that runs a delivery program shares (`trace`, `realfs`):
+    --user, --message, --temporary-exits, --timeout, --json and the command after --."""
+    parser.add_argument("--user", help="run the command as this user (its uid, gid and groups)")
+    parser.add_argument(
         "--message", metavar="FILE", help="the message to deliver (default: built in)"
     )
-    trace.add_argument(
+    parser.add_argument(
         "--temporary-exits",
         type=_exits,
         default=(71, 75, 111),
@@ -74,27 +81,21 @@ def add_parser(commands: Any) -> None:
         help="exit codes that mean 'try again later' (default: 71,75,111 - Postfix's soft "
         "EX_OSERR and EX_TEMPFAIL, qmail's 111; Exim's temp_errors are 73-75)",
     )
-    trace.add_argument("--timeout", type=float, default=60.0, metavar="S")
-    trace.add_argument("--keep", action="store_true", help="keep the scratch directory")
-    trace.add_argument("--json", action="store_true", help="print the report as JSON")
-    trace.add_argument("program", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]")
+    parser.add_argument("--timeout", type=float, default=60.0, metavar="S")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("program", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]")
 
 
-def report_for(args: argparse.Namespace) -> TraceReport:
-    """Run and judge the check the parsed options ask for; `TraceUsageError` for a bad
-    option value, `TraceSetupError` when the check could not run."""
-    from maildircheck.harness.trace.runner import DEFAULT_MESSAGE, run_traced
-    from maildircheck.harness.trace.verdicts import LOCAL_ENVS, check_run, replay_command_for
+def command_and_message(args: argparse.Namespace) -> tuple[list[str], bytes]:
+    """The command after -- and the message to deliver (--message, or the built-in one);
+    `TraceUsageError` when there is no command or the file cannot be read."""
+    from maildircheck.harness.trace.runner import DEFAULT_MESSAGE
 
     command = list(args.program)
     if command[:1] == ["--"]:
         command = command[1:]
     if not command:
-        raise TraceUsageError("trace needs a command after --")
-    envs = args.env or list(LOCAL_ENVS)
-    for env in envs:
-        if env not in ENVIRONMENTS:
-            raise TraceUsageError(f"unknown profile {env!r}")
+        raise TraceUsageError(f"{args.command} needs a command after --")
     message = DEFAULT_MESSAGE
     if args.message:
         try:
@@ -102,6 +103,20 @@ def report_for(args: argparse.Namespace) -> TraceReport:
                 message = f.read()
         except OSError as err:
             raise TraceUsageError(f"cannot read --message {args.message}: {err.strerror}") from None
+    return command, message
+
+
+def report_for(args: argparse.Namespace) -> TraceReport:
+    """Run and judge the check the parsed options ask for; `TraceUsageError` for a bad
+    option value, `TraceSetupError` when the check could not run."""
+    from maildircheck.harness.trace.runner import run_traced
+    from maildircheck.harness.trace.verdicts import LOCAL_ENVS, check_run, replay_command_for
+
+    envs = args.env or list(LOCAL_ENVS)
+    for env in envs:
+        if env not in ENVIRONMENTS:
+            raise TraceUsageError(f"unknown profile {env!r}")
+    command, message = command_and_message(args)
     run = run_traced(
         command,
         message,

@@ -11,9 +11,11 @@ job, its meaning `trace.translator`'s, the replay `trace.replay`'s.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -62,13 +64,16 @@ class TracedRun:
 
     def delivered(self) -> dict[str, bytes]:
         """Files in new/ and cur/ after the run that were not there before."""
-        return {
-            path: data
-            for path, data in sorted(self.after.items())
-            if data is not None
-            and path.split("/", 1)[0] in ("new", "cur")
-            and path not in self.before
-        }
+        return delivered(self.before, self.after)
+
+
+def delivered(before: Snapshot, after: Snapshot) -> dict[str, bytes]:
+    """Files in new/ and cur/ in `after` that are not in `before`."""
+    return {
+        path: data
+        for path, data in sorted(after.items())
+        if data is not None and path.split("/", 1)[0] in ("new", "cur") and path not in before
+    }
 
 
 def snapshot(root: str) -> Snapshot:
@@ -100,10 +105,98 @@ def inject_option(spec: str) -> str:
     return f"{parts[0]}:error={parts[1]}:when={when}"
 
 
-def _command(command: Sequence[str], root: str) -> list[str]:
+def command_for(command: Sequence[str], root: str) -> list[str]:
+    """`command` with `{maildir}` replaced by `root`, or `root` appended when no argument
+    names it."""
     if any(PLACEHOLDER in arg for arg in command):
         return [arg.replace(PLACEHOLDER, root) for arg in command]
     return [*command, root]
+
+
+def user_entry(user: str) -> pwd.struct_passwd:
+    """The password entry of the user `--user` names; `TraceSetupError` if there is none."""
+    try:
+        return pwd.getpwnam(user)
+    except KeyError:
+        raise TraceSetupError(f"no such user {user!r}") from None
+
+
+def give_to(entry: pwd.struct_passwd, top: str) -> None:
+    """Make `top` and everything under it the user's, so a program run as them can write."""
+    for dirpath, _, filenames in os.walk(top):
+        os.chown(dirpath, entry.pw_uid, entry.pw_gid)
+        for name in filenames:
+            os.chown(os.path.join(dirpath, name), entry.pw_uid, entry.pw_gid)
+
+
+def child_environment(
+    home: str, root: str, user: str | None, env: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The delivery program's environment: what an MTA sets (HOME, MAILDIR, SENDER,
+    RECIPIENT, USER, LOGNAME), PATH, and `env` over it."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": home,
+        "MAILDIR": root,
+        "SENDER": "alice@example.org",
+        "RECIPIENT": "bob@example.net",
+        "USER": user or "root",
+        "LOGNAME": user or "root",
+        "PYTHONDONTWRITEBYTECODE": "1",  # a Python agent must not write beside its source
+        **(env or {}),
+    }
+
+
+@dataclass(frozen=True)
+class Finished:
+    status: int  # the exit status; negative: killed by that signal
+    stderr: str
+    timed_out: bool
+
+
+def run_in_session(
+    argv: Sequence[str],
+    stdin_path: str,
+    cwd: str,
+    env: Mapping[str, str],
+    timeout: float,
+    user: pwd.struct_passwd | None = None,
+) -> Finished:
+    """Run `argv` (as `user`, if given) in a session of its own with `stdin_path` on its
+    standard input. At the time limit, and once it has exited, whatever is left of its
+    process group is killed: a child it left running would outlive the check. OSError when
+    it cannot start."""
+    uid = gid = groups = None
+    if user is not None:
+        uid, gid = user.pw_uid, user.pw_gid
+        groups = os.getgrouplist(user.pw_name, user.pw_gid)
+    timed_out = False
+    with open(stdin_path, "rb") as stdin:
+        proc = subprocess.Popen(
+            argv,
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
+            env=dict(env),
+            start_new_session=True,
+            user=uid,
+            group=gid,
+            extra_groups=groups,
+        )
+        try:
+            _, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _kill_group(proc.pid)
+            _, err = proc.communicate()
+        _kill_group(proc.pid)
+    return Finished(proc.returncode, err.decode("utf-8", "replace"), timed_out)
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
 
 
 def run_traced(
@@ -150,16 +243,9 @@ def _run(
     with open(f"{scratch}/message", "wb") as f:
         f.write(message)
     if user is not None:
-        try:
-            entry = pwd.getpwnam(user)
-        except KeyError:
-            raise TraceSetupError(f"no such user {user!r}") from None
-        for dirpath, _, filenames in os.walk(scratch):
-            os.chown(dirpath, entry.pw_uid, entry.pw_gid)
-            for name in filenames:
-                os.chown(os.path.join(dirpath, name), entry.pw_uid, entry.pw_gid)
+        give_to(user_entry(user), scratch)
     before = snapshot(root)
-    argv = _command(command, root)
+    argv = command_for(command, root)
     trace_file = f"{scratch}/trace.strace"
     options = [strace, "-f", "-q", "-y", "-xx", "-s", str(1 << 24), "-o", trace_file]
     options += ["-e", f"trace={STRACE_CALLS}", "-e", "signal=none"]
@@ -167,36 +253,14 @@ def _run(
         options += ["-e", f"inject={inject_option(spec)}"]
     if user is not None:
         options += ["-u", user]
-    child_env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": home,
-        "MAILDIR": root,
-        "SENDER": "alice@example.org",
-        "RECIPIENT": "bob@example.net",
-        "USER": user or "root",
-        "LOGNAME": user or "root",
-        "PYTHONDONTWRITEBYTECODE": "1",  # a Python agent must not write beside its source
-        **(env or {}),
-    }
-    timed_out = False
-    with open(f"{scratch}/message", "rb") as stdin:
-        try:
-            done = subprocess.run(
-                [*options, "--", *argv],
-                stdin=stdin,
-                capture_output=True,
-                cwd=home,
-                env=child_env,
-                timeout=timeout,
-                check=False,
-            )
-            status, stderr = done.returncode, done.stderr.decode("utf-8", "replace")
-        except FileNotFoundError as err:
-            raise TraceSetupError(f"cannot run strace: {err}") from None
-        except subprocess.TimeoutExpired as err:
-            timed_out = True
-            status = -9
-            stderr = (err.stderr or b"").decode("utf-8", "replace")
+    child_env = child_environment(home, root, user, env)
+    try:
+        done = run_in_session(
+            [*options, "--", *argv], f"{scratch}/message", home, child_env, timeout
+        )
+    except OSError as err:
+        raise TraceSetupError(f"cannot run strace: {err}") from None
+    status, stderr, timed_out = done.status, done.stderr, done.timed_out
     with open(trace_file, encoding="utf-8", errors="surrogateescape") as f:
         lines = f.readlines()
     signal_name = _killed_by(lines)

@@ -10,7 +10,7 @@ maps the verdicts to exit codes.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -155,6 +155,13 @@ def facts_of(events: Sequence[Event], run: TracedRun) -> list[str]:
     return facts
 
 
+def complete_message(delivered: Mapping[str, bytes], message: bytes) -> bytes:
+    """The complete message a run is judged against: what it left in new/ or cur/ when that
+    is the input with at most some headers put before it; otherwise the input itself."""
+    whole = [data for data in delivered.values() if data.endswith(message)]
+    return whole[0] if whole else message
+
+
 def check_run(
     run: TracedRun,
     envs: Sequence[str] = LOCAL_ENVS,
@@ -165,10 +172,7 @@ def check_run(
     events = translate(parse(run.trace), run.root, run.cwd)
     outcome = outcome_of(run.status, run.signal_name, temporary)
     delivered = run.delivered()
-    # The complete message is what the run left in new/ or cur/ when that is the input with
-    # at most some headers put before it; anything else is judged against the input itself.
-    whole = [data for data in delivered.values() if data.endswith(run.message)]
-    content = whole[0] if whole else run.message
+    content = complete_message(delivered, run.message)
     results = [replay(events, env, content, run.before, outcome) for env in envs]
     notes = list(run.notes)
     if len(delivered) > 1:

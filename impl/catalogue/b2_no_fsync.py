@@ -10,8 +10,10 @@ The correct algorithm minus step A5 (fsync of the file); new/ is still fsynced.
 Expected to break P1 no-partial and P2 no-early-success after a power loss under the
 ext4-ordered, ext4-writeback and posix persistence profiles: the new/ entry is durable (its
 directory was fsynced) but the data is not, so new/ can hold an empty, truncated or
-NUL-filled file for a message reported delivered. Safe under the sync profile and against a
-kill -9 of the delivering process (the kernel keeps what it accepted).
+NUL-filled file for a message reported delivered. Safe under the sync profile, under
+ext4-journal (the fsync of new/ commits the journaled data with the entry, S5 - measured in
+docs/fidelity.md) and against a kill -9 of the delivering process (the kernel keeps what it
+accepted).
 """
 
 from __future__ import annotations
