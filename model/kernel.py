@@ -205,8 +205,8 @@ class Kernel:
             if req.data:
                 self.fs.write(handle.ino, at, req.data, self.clock_us, handle.path)
             return len(req.data)
-        if OpenFlag.APPEND in handle.flags:
-            handle.offset = len(self.fs.inodes[handle.ino].data)
+        if OpenFlag.APPEND in handle.flags and req.data:  # Linux: a write of 0 bytes returns
+            handle.offset = len(self.fs.inodes[handle.ino].data)  # before it moves the offset
         if req.data:
             self.fs.write(handle.ino, handle.offset, req.data, self.clock_us, handle.path)
         handle.offset += len(req.data)

@@ -34,6 +34,7 @@ from maildircheck.model.syscalls import (
     Link,
     Open,
     OpenFlag,
+    Read,
     Rename,
     Syscall,
     Unlink,
@@ -416,3 +417,14 @@ def test_e5_clock_moves_one_microsecond_per_syscall() -> None:
     second = run(kernel, proc, GetTime())
     assert first is not None and second is not None
     assert (second.microseconds - first.microseconds) == 1  # type: ignore[attr-defined]
+
+
+def test_f1_a_zero_byte_append_leaves_the_offset_alone() -> None:
+    # Linux's generic_write_checks returns for an empty write before O_APPEND moves the
+    # offset (found by tests/test_differential.py against the OS)
+    fs, kernel, proc = fresh()
+    run(kernel, proc, Close(write_file(kernel, proc, "/m/cur/a")))
+    fd = run(kernel, proc, Open("/m/cur/a", OpenFlag.RDWR | OpenFlag.APPEND))
+    assert isinstance(fd, int)
+    assert run(kernel, proc, Write(fd, b"")) == 0
+    assert run(kernel, proc, Read(fd, 10)) == FULL
