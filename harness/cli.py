@@ -14,7 +14,7 @@ demo; the human reports are `maildircheck.harness.report`'s, running a check is
                         [--[no-]progress]
     maildircheck trace [--env PROFILE]... [--inject CALL:ERRNO[:N]]... [--json] -- COMMAND...
     maildircheck fidelity [--fs A,B] [--workload W,V] [--profiles claimed,posix]
-                          [--format text|md|json] [--json]
+                          [--fsync-failure] [--format text|md|json] [--json]
     maildircheck realfs --fs FS [--user U] [--json] -- COMMAND...   (root, FUSE)
     maildircheck demo
 
@@ -222,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     fidelity.add_argument("--profiles", type=_names, default=["claimed", "posix"],
                           help="profiles to compare with; 'claimed' is the one each file "
                           "system's table entry names (default: claimed,posix)")
+    fidelity.add_argument("--fsync-failure", action="store_true",
+                          help="measure instead what a failed fsync leaves (EIO and ENOSPC "
+                          "from the disk, F9) and compare it with each claimed profile")
     fidelity.add_argument("--format", choices=("text", "md", "json"), default="text")
     fidelity.add_argument("--json", dest="format", action="store_const", const="json",
                           help="same as --format json")
@@ -427,6 +430,9 @@ def cmd_fidelity(args: argparse.Namespace) -> int:
             _complain(f"cannot measure {fs.name}: {why}")
             return CHECK_ERROR
 
+    if args.fsync_failure:
+        return _fsync_failure([f.name for f in systems], args.format)
+
     def heard(m: Measured) -> None:
         sys.stderr.write(f"measured {m.fs.name} x {m.workload.name}: {m.states} crash states "
                          f"in {m.seconds:.1f} s\n")
@@ -463,6 +469,23 @@ def cmd_realfs(args: argparse.Namespace) -> int:
     if report.violated:
         return 1
     return 0 if report.holds else CHECK_ERROR
+
+
+def _fsync_failure(systems: list[str], form: str) -> int:
+    """`fidelity --fsync-failure`: the F9 table; 1 when a row disagrees with its profile."""
+    import errno
+
+    from maildircheck.harness.realfs import eio, eio_report
+    from maildircheck.harness.realfs.rig import RigError
+
+    try:
+        rows = eio.measure_all(systems, (errno.EIO, errno.ENOSPC))
+    except RigError as err:
+        _complain(str(err))
+        return CHECK_ERROR
+    print(json.dumps(eio_report.as_json(rows), indent=2) if form == "json"
+          else eio_report.render(rows))
+    return 1 if any(r.mismatches for r in rows) else 0
 
 
 COMMANDS = {

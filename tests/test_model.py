@@ -422,7 +422,7 @@ def test_e5_clock_moves_one_microsecond_per_syscall() -> None:
 def test_f1_a_zero_byte_append_leaves_the_offset_alone() -> None:
     # Linux's generic_write_checks returns for an empty write before O_APPEND moves the
     # offset (found by tests/test_differential.py against the OS)
-    fs, kernel, proc = fresh()
+    _, kernel, proc = fresh()
     run(kernel, proc, Close(write_file(kernel, proc, "/m/cur/a")))
     fd = run(kernel, proc, Open("/m/cur/a", OpenFlag.RDWR | OpenFlag.APPEND))
     assert isinstance(fd, int)

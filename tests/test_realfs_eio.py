@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import errno
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from maildircheck.harness.check import Check
 from maildircheck.harness.realfs import eio_report
-from maildircheck.harness.realfs.eio import MESSAGE, measure_eio, mismatches, predict
+from maildircheck.harness.realfs.eio import MESSAGE, measure_all, measure_eio, mismatches, predict
 from maildircheck.harness.realfs.filesystems import FILESYSTEMS
 from maildircheck.harness.verify import verify
 from maildircheck.model.faults import EIO, ENOSPC, POWER_LOSS, Fault
@@ -227,3 +228,15 @@ def test_f9_the_table_renders_every_column_of_a_row() -> None:
     assert "| DROPPED | DROPPED (ext4-ordered) | yes |" in table[2]
     (cells,) = eio_report.as_json(rows)
     assert cells["fsync2"] == "0" and cells["mismatches"] == [] and cells["kernel"]
+
+
+def test_f9_docs_table_is_regenerated() -> None:
+    """docs/fidelity.md quotes `maildircheck fidelity --fsync-failure`; its ext4-ordered
+    rows must be what a measurement prints now."""
+    fs = FILESYSTEMS["ext4-ordered"]
+    require_rig(fs)
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "fidelity.md").read_text()
+    rows = eio_report.render(measure_all([fs.name], (errno.EIO, errno.ENOSPC))).splitlines()[2:]
+    assert len(rows) == 2
+    for row in rows:
+        assert row in doc, f"docs/fidelity.md: paste this row again:\n{row}"
