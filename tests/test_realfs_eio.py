@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from maildircheck.harness.check import Check
+from maildircheck.harness.cli import main
 from maildircheck.harness.realfs import eio_report
 from maildircheck.harness.realfs.eio import MESSAGE, measure_all, measure_eio, mismatches, predict
 from maildircheck.harness.realfs.filesystems import FILESYSTEMS
@@ -213,10 +214,10 @@ def test_f9_fsync_retry_is_caught_where_data_is_dropped_and_correct_holds() -> N
 def test_f9_the_table_command_rejects_bad_options_in_one_line(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    for argv in (["--fs", "ext5"], ["--errno", "EIO,EBOGUS"], ["--fs", ""]):
-        assert eio_report.main(argv) == 2, argv
+    for argv in (["--fs", "ext5"], ["--fs", ""], ["--workload", "nope"]):
+        assert main(["fidelity", "--fsync-failure", *argv]) == 2, argv
         err = capsys.readouterr().err
-        assert err.startswith("eio: ") and err.count("\n") == 1, err
+        assert err.startswith("maildircheck: error: ") and err.count("\n") == 1, err
 
 
 def test_f9_the_table_renders_every_column_of_a_row() -> None:

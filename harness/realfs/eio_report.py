@@ -1,24 +1,13 @@
-"""The failed-fsync table (F9): `harness/realfs/eio.py`'s rows as Markdown or JSON, and the
-command that measures and prints them:
-
-    python -m maildircheck.harness.realfs.eio_report [--fs a,b] [--errno EIO,ENOSPC] [--json]
-
-Exit status: 0 with the table printed, 2 for a bad option, 3 when this machine cannot run
-the recorder (the line says why).
+"""The failed-fsync table (F9): `harness/realfs/eio.py`'s rows as Markdown or JSON, which
+`maildircheck fidelity --fsync-failure` measures and prints (docs/fidelity.md quotes it).
 """
 
 from __future__ import annotations
 
-import argparse
-import errno
-import json
-import sys
 from collections.abc import Iterable
 
-from maildircheck.harness.realfs.eio import Row, measure_all
-from maildircheck.harness.realfs.filesystems import FILESYSTEMS
+from maildircheck.harness.realfs.eio import Row
 from maildircheck.harness.realfs.outcomes import describe
-from maildircheck.harness.realfs.rig import unavailable
 
 COLUMNS = (
     "fs",
@@ -81,34 +70,3 @@ def as_json(rows: Iterable[Row]) -> list[dict[str, object]]:
         cells["mismatches"] = row.mismatches
         out.append(cells)
     return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Measure and print the table (Markdown, or JSON with --json)."""
-    parser = argparse.ArgumentParser(prog="python -m maildircheck.harness.realfs.eio_report")
-    parser.add_argument("--fs", default=",".join(FILESYSTEMS))
-    parser.add_argument("--errno", default="EIO,ENOSPC")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
-    names = [n for n in args.fs.split(",") if n]
-    codes = [getattr(errno, c, None) for c in args.errno.split(",") if c]
-    bad = [n for n in names if n not in FILESYSTEMS]
-    if bad or not names or None in codes or not codes:
-        what = (
-            f"unknown file system {bad[0]!r} (known: {', '.join(FILESYSTEMS)})"
-            if bad
-            else f"bad --errno {args.errno!r} (errno names such as EIO,ENOSPC)"
-        )
-        print(f"eio: {what}", file=sys.stderr)
-        return 2
-    why = unavailable(FILESYSTEMS[names[0]])
-    if why is not None:
-        print(f"eio: cannot measure: {why}", file=sys.stderr)
-        return 3
-    rows = measure_all(names, [c for c in codes if c is not None])
-    print(json.dumps(as_json(rows), indent=2) if args.json else render(rows))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
