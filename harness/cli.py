@@ -39,7 +39,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from maildircheck.harness.check import Check, CheckError
@@ -394,14 +394,25 @@ def cmd_trace(args: argparse.Namespace) -> int:
     stopped at a call the model cannot follow)."""
     from maildircheck.harness.trace.runner import TraceSetupError
 
+    return _checked_program(args, trace_cli.report_for, trace_cli.report_text, (TraceSetupError,))
+
+
+def _checked_program(
+    args: argparse.Namespace,
+    report_for: Callable[[argparse.Namespace], Any],
+    report_text: Callable[[Any, bool], str],
+    cannot_run: tuple[type[Exception], ...],
+) -> int:
+    """What `trace` and `realfs` share: bad options are usage errors, a check that could not
+    run is one line and 3, the report goes to stdout, and the code is its verdict."""
     try:
-        report = trace_cli.report_for(args)
+        report = report_for(args)
     except trace_cli.TraceUsageError as err:
         raise UsageError(str(err)) from None
-    except TraceSetupError as err:
+    except cannot_run as err:
         _complain(str(err))
         return CHECK_ERROR
-    print(trace_cli.report_text(report, args.json))
+    print(report_text(report, args.json))
     if report.violated:
         return 1
     return 0 if report.holds else CHECK_ERROR
@@ -458,17 +469,9 @@ def cmd_realfs(args: argparse.Namespace) -> int:
     from maildircheck.harness.realfs.rig import RigError
     from maildircheck.harness.trace.runner import TraceSetupError
 
-    try:
-        report = realfs_cli.report_for(args)
-    except trace_cli.TraceUsageError as err:
-        raise UsageError(str(err)) from None
-    except (RigError, TraceSetupError) as err:
-        _complain(str(err))
-        return CHECK_ERROR
-    print(realfs_cli.report_text(report, args.json))
-    if report.violated:
-        return 1
-    return 0 if report.holds else CHECK_ERROR
+    return _checked_program(
+        args, realfs_cli.report_for, realfs_cli.report_text, (RigError, TraceSetupError)
+    )
 
 
 def _fsync_failure(systems: list[str], form: str) -> int:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from maildircheck.harness.realfs.filesystems import FILESYSTEMS, RealFs, real_fs
 from maildircheck.harness.trace import cli as trace_cli
+from maildircheck.harness.trace.verdicts import exit_line
 
 if TYPE_CHECKING:
     from maildircheck.harness.realfs.program import RealRun, Verdict
@@ -192,9 +193,7 @@ def render(report: RealfsReport) -> list[str]:
     run = report.run
     lines = [
         f"ran on {run.fs.name} ({run.fs.summary}): {shlex.join(run.command)}",
-        f"exit status {run.status}"
-        + (f" (killed by {run.signal_name})" if run.signal_name else "")
-        + f": {run.report if run.report is not None else 'no report'}",
+        exit_line(run.status, run.signal_name, run.report),
         f"{run.writes} block writes, {run.flushes} flushes; {run.points} crash points, "
         f"{len(run.states)} of {run.total} crash states explored, {run.mounted} mounted; "
         f"the program ran {run.run_seconds * 1000:.0f} ms, the check {run.seconds:.1f} s",

@@ -206,14 +206,18 @@ def replay_command_for(
     return shlex.join([*parts, "--", *command])
 
 
+def exit_line(status: int, signal_name: str | None, said: object | None) -> str:
+    """`exit status 75 (killed by SIGTERM): deferred` - how a program ended, and its report."""
+    killed = f" (killed by {signal_name})" if signal_name else ""
+    return f"exit status {status}{killed}: {said if said is not None else 'no report'}"
+
+
 def render(report: TraceReport) -> list[str]:
     """The report as plain text lines (the CLI prints them)."""
     run = report.run
     lines = [
         f"traced: {shlex.join(run.command)}",
-        f"exit status {run.status}"
-        + (f" (killed by {run.signal_name})" if run.signal_name else "")
-        + f": {report.outcome if report.outcome is not None else 'no report'}",
+        exit_line(run.status, run.signal_name, report.outcome),
         f"{sum(1 for e in report.events if isinstance(e, Step))} calls touched the Maildir",
         "what it does:",
         *(f"  - {fact}" for fact in report.facts),
