@@ -190,14 +190,20 @@ def test_f6_rename_is_atomic_in_every_profile() -> None:
             assert names.count(True) == 1, (name, dropped)
 
 
-@pytest.mark.parametrize("profile", ["posix", "btrfs"])
-def test_f6_fsync_of_the_target_directory_keeps_only_its_half(profile: str) -> None:
-    # measured on btrfs (S6, G4): rename new/ -> cur/, fsync(cur/), crash: both names
+def renamed_to_cur_and_synced(profile: str, synced: str) -> FileSystem:
+    """A durable new/a renamed to cur/a (a reader's move), then `synced` fsynced."""
     fs, kernel, proc = fresh(profile)
     write_file(kernel, proc, "/m/new/a")
     fs.make_all_durable()
     run(kernel, proc, Rename("/m/new/a", "/m/cur/a"))
-    run(kernel, proc, FsyncDir("/m/cur"))
+    run(kernel, proc, FsyncDir(synced))
+    return fs
+
+
+@pytest.mark.parametrize("profile", ["posix", "btrfs"])
+def test_f6_fsync_of_the_target_directory_keeps_only_its_half(profile: str) -> None:
+    # measured on btrfs (S6, G4): rename new/ -> cur/, fsync(cur/), crash: both names
+    fs = renamed_to_cur_and_synced(profile, "/m/cur")
     seen = set()
     for choice in persistence.crash_choices(fs, PROFILES[profile]):
         entries, _ = persistence.crash_view(fs, PROFILES[profile], choice)
@@ -209,11 +215,7 @@ def test_f6_fsync_of_the_target_directory_keeps_only_its_half(profile: str) -> N
 def test_f6_fsync_of_the_source_directory_keeps_the_rename_whole(profile: str) -> None:
     # a reader renames new/a to cur/ before the agent's fsync(new/): the message must not
     # vanish from both directories
-    fs, kernel, proc = fresh(profile)
-    write_file(kernel, proc, "/m/new/a")
-    fs.make_all_durable()
-    run(kernel, proc, Rename("/m/new/a", "/m/cur/a"))
-    run(kernel, proc, FsyncDir("/m/new"))
+    fs = renamed_to_cur_and_synced(profile, "/m/new")
     assert fs.pending == []
     assert "a" in fs.durable_entries[fs.lookup("/m/cur")]
 
