@@ -221,12 +221,7 @@ def test_f6_fsync_of_the_source_directory_keeps_the_rename_whole(profile: str) -
 
 
 def test_f6_a_journal_commits_a_synced_rename_whole() -> None:
-    fs, kernel, proc = fresh("ext4-ordered")
-    write_file(kernel, proc, "/m/new/a")
-    fs.make_all_durable()
-    run(kernel, proc, Rename("/m/new/a", "/m/cur/a"))
-    run(kernel, proc, FsyncDir("/m/cur"))
-    assert fs.pending == []
+    assert renamed_to_cur_and_synced("ext4-ordered", "/m/cur").pending == []
 
 
 # --- F7: a write error at close loses what was not synced ---------------------------------
