@@ -4,8 +4,9 @@ It owns what the OS keeps per process (file descriptors and offsets, pid, host, 
 input) and per machine (the simulated clock, the persistence profile, each file's writeback
 error sequence), and answers every
 request of `model.syscalls` with a reply value or an OSError, exactly like the OS driver.
-Nondeterminism comes in as arguments: the fault to inject and an `entropy` integer for
-getrandom. The clock moves one microsecond per request and otherwise only when told.
+Nondeterminism comes in as arguments: the fault to inject, an `entropy` integer for
+getrandom, and a `cut` integer that sets how many bytes a short transfer moves (X11, X12).
+The clock moves one microsecond per request and otherwise only when told.
 
 An errno injected into fsync/fdatasync is a failed writeback (F9), which does what the
 profile's `failed_fsync` says: DROPPED - the file's pending data is lost for good
