@@ -7,7 +7,11 @@ tests/test_catalogue.py like every catalogue entry.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Generator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -134,3 +138,39 @@ def test_b15_counterexample_shrinks_to_a_one_byte_write() -> None:
     v = verify(Check.of(info.name, "ext4-ordered", info.exposed_by, max_examples=300, seed=1))
     assert v.violation is not None and v.violation.prop == "P1"
     assert "the first 1 of" in str(v.violation)
+
+
+_ON_THE_OS = """
+import io, os, resource, signal, sys
+from maildircheck.impl.drivers import run_on_os
+from maildircheck.impl.strategies import resolve
+from maildircheck.model.outcome import DeliveryRequest
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of the signal's death
+resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))
+outcome = run_on_os(resolve(sys.argv[1])(DeliveryRequest(sys.argv[2])), io.BytesIO(b"x" * 5000))
+print(type(outcome).__name__)
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "reported", "size"),
+    [("correct", "TemporaryFailure", None), ("short-write-ignored", "Delivered", 1000)],
+)
+def test_x11_on_the_os_a_file_size_limit_gives_a_short_write(
+    tmp_path: Path, name: str, reported: str, size: int | None
+) -> None:
+    """On the real OS, RLIMIT_FSIZE makes write(2) short (write(2)): 1000 of 5000 bytes,
+    then EFBIG. The correct loop writes on and fails honestly; B15 links 1000 bytes."""
+    for sub in ("tmp", "new", "cur"):
+        (tmp_path / sub).mkdir()
+    run = subprocess.run(
+        [sys.executable, "-c", _ON_THE_OS, name, str(tmp_path)],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.decode().strip() == reported
+    assert os.listdir(tmp_path / "tmp") == []
+    new = [p.stat().st_size for p in (tmp_path / "new").iterdir()]
+    assert new == ([] if size is None else [size])
