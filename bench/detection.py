@@ -43,6 +43,7 @@ NFS_ROWS = (
     ("ambiguous-link-fails", "nfs3-nodrc", ("lost-reply",)),
     ("pid-only-name", "nfs3-sync", ()),
     ("stale-nlink", "nfs3-sync", ()),
+    ("short-write-ignored", "nfs3-sync", ("short-write",)),
 )
 
 

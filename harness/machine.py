@@ -81,6 +81,7 @@ class Actor:
     terminated: bool = False  # SIGTERM was sent (once: a second one changes nothing)
     entropy: int = 0  # what getrandom answers this process
     armed: tuple[Fault, str] | None = None  # (fault, syscall kind) waiting for its request
+    cut: int = 0  # the draw that sets an armed short transfer's count (X11, X12)
 
 
 class DeliveryMachine(RuleBasedStateMachine):
@@ -117,6 +118,7 @@ class DeliveryMachine(RuleBasedStateMachine):
         entropy: int,
         fault: tuple[Fault, str] | None,
         on: int = 0,
+        cut: int = 0,
     ) -> None:
         """The MTA starts a delivery (or a retry) of a message not yet delivered, and the
         new process runs its first `count` syscalls; getrandom answers it `entropy`."""
@@ -137,17 +139,20 @@ class DeliveryMachine(RuleBasedStateMachine):
             self.host.lane(proc), f"MTA starts delivering {message} (pid {proc.pid})"
         )
         self._advance(actor, None)
-        self._run(actor, count, fault)
+        self._run(actor, count, fault, cut)
 
-    def run_delivery(self, which: int, count: int, fault: tuple[Fault, str] | None) -> None:
+    def run_delivery(
+        self, which: int, count: int, fault: tuple[Fault, str] | None, cut: int = 0
+    ) -> None:
         """Run one delivering process for up to `count` syscalls. `fault` = (fault, kind)
-        arms that fault for the process's next request of that kind (X4-X7)."""
+        arms that fault for the process's next request of that kind (X4-X7, X10-X12);
+        `cut` sets how short a short transfer is (`faults.short_count`)."""
         live = self.deliveries()
-        self._run(live[which % len(live)], count, fault)
+        self._run(live[which % len(live)], count, fault, cut)
 
-    def _run(self, actor: Actor, count: int, fault: tuple[Fault, str] | None) -> None:
+    def _run(self, actor: Actor, count: int, fault: tuple[Fault, str] | None, cut: int = 0) -> None:
         if fault is not None:
-            actor.armed = fault
+            actor.armed, actor.cut = fault, cut
         for _ in range(count):
             if actor not in self.actors:
                 return
@@ -219,9 +224,7 @@ class DeliveryMachine(RuleBasedStateMachine):
     def _run_helper(self, kind: str, count: int) -> None:
         actor = next((a for a in self.actors if a.kind == kind), None)
         if actor is None:
-            gen = (
-                reader(ROOT, self.reader_memory) if kind == "reader" else cleaner(ROOT)
-            )
+            gen = reader(ROOT, self.reader_memory) if kind == "reader" else cleaner(ROOT)
             proc = self.host.spawn_helper(kind, 200 if kind == "reader" else 300)
             actor = Actor(kind[0].upper(), kind, proc, gen, None)
             self.actors.append(actor)
@@ -243,7 +246,7 @@ class DeliveryMachine(RuleBasedStateMachine):
             )
         else:
             reply = self.host.kernel_of(actor.proc).execute(
-                actor.proc, request, fault, actor.entropy
+                actor.proc, request, fault, actor.entropy, actor.cut
             )
             line = self.timeline.syscall(
                 self.host.lane(actor.proc),
@@ -337,6 +340,8 @@ def machine_for(check: Check) -> type[DeliveryMachine]:
     if reply_faults:
         aims = [(f, k) for f in reply_faults for k in FAULT_KINDS if f.can_hit(k)]
         fault_draw = st.sampled_from([None, *aims])
+    # a short transfer's count is drawn, so that Hypothesis shrinks it (to 1 byte)
+    cuts = st.integers(0, 65535) if any(f.short for f in reply_faults) else st.just(0)
     has_delivery = precondition(lambda self: bool(self.deliveries()))
     ns: dict[str, Any] = {
         "check": check,
@@ -349,10 +354,11 @@ def machine_for(check: Check) -> type[DeliveryMachine]:
                 fault=fault_draw,
                 # which host runs it: only NFS has two
                 on=st.integers(0, 1) if env.is_nfs else st.just(0),
+                cut=cuts,
             )(M.start_delivery)
         ),
         "r_run": has_delivery(
-            rule(which=st.integers(0, 1), count=counts, fault=fault_draw)(M.run_delivery)
+            rule(which=st.integers(0, 1), count=counts, fault=fault_draw, cut=cuts)(M.run_delivery)
         ),
         "r_reader": rule(count=st.integers(1, 16))(M.run_reader),
         "r_cleaner": precondition(lambda self: bool(self.host.fs.entries[self.host.layout.tmp]))(

@@ -32,10 +32,11 @@ from maildircheck.impl.catalogue import (
     b12_pid_only_name,
     b13_stale_nlink,
     b14_fsync_retry,
+    b15_short_write_ignored,
 )
 from maildircheck.model.environments import ENVIRONMENTS, LOCAL
 from maildircheck.model.environments import NFS as NFS_ENVIRONMENTS
-from maildircheck.model.faults import EIO, ENOSPC, LOST_REPLY, POWER_LOSS, Fault
+from maildircheck.model.faults import EIO, ENOSPC, LOST_REPLY, POWER_LOSS, SHORT_WRITE, Fault
 from maildircheck.model.outcome import Strategy
 from maildircheck.model.persistence import FailedFsync
 
@@ -50,7 +51,7 @@ class StrategyInfo:
 
     name: str
     function: Strategy
-    bug_class: str | None  # "B1".."B11"; None for the correct algorithm and user files
+    bug_class: str | None  # "B1".."B15"; None for the correct algorithm and user files
     summary: str  # one line: the first line of the module's docstring
     source: str  # one line: the real agent, file/function and version it comes from
     expected: tuple[str, ...]  # property IDs (see PROPERTIES) it is expected to break
@@ -214,10 +215,19 @@ _ENTRIES = (
         DROPS_FAILED_WRITEBACK + NFS,  # NFS: the client drops the pages that failed (R5)
         (EIO, POWER_LOSS),
     ),
+    _entry(
+        "short-write-ignored",
+        b15_short_write_ignored.deliver,
+        "B15",
+        "the idiom `if (write(fd, buf, n) < 0)`: write(2) NOTES; gnulib full-write.c",
+        ("P1",),
+        ALL_PROFILES + NFS,
+        (SHORT_WRITE,),
+    ),
 )
 
 CATALOGUE: dict[str, StrategyInfo] = {info.name: info for info in _ENTRIES}
-"""Registry name -> strategy, the correct one first, then B1-B14 in order."""
+"""Registry name -> strategy, the correct one first, then B1-B15 in order."""
 
 _loaded = itertools.count(1)
 _files: dict[tuple[Path, int, str], tuple[Strategy, str]] = {}

@@ -1,6 +1,6 @@
 """Faults the checker can inject: each one value, with its family and where it applies.
 
-A `Fault` says what it does (specs/requirements.md, X1-X10), which family it belongs to, and
+A `Fault` says what it does (specs/requirements.md, X1-X12), which family it belongs to, and
 whether it exists only on NFS; `FAULTS` is the one table, and everything else (the
 environment table in `model.environments`, the checker's rules, the command line) reads
 these values instead of spelling names out. The families:
@@ -15,7 +15,9 @@ these values instead of spelling names out. The families:
     last successful fsync is lost, as on NFS), `lost-reply` (the call took effect but its
     reply was lost, and the retransmission answers EEXIST/ENOENT - a network file system's
     hazard) and `soft-timeout` (NFS only: a soft mount gives up on a call the server still
-    performs).
+    performs); and the short transfers `short-write` (write(2) returns fewer bytes than
+    asked, X11) and `short-read` (a read of standard input does, X12), whose count the
+    checker draws (`short_count`).
 """
 
 from __future__ import annotations
@@ -35,14 +37,25 @@ from maildircheck.model.syscalls import (
     Open,
     OpenFlag,
     Read,
+    ReadInput,
     Rename,
     Syscall,
     Unlink,
     Write,
 )
 
-FAULT_KINDS = ("open", "write", "fsync", "close", "link", "rename", "unlink", "fsync_dir")
-_KIND_NAMES = {"fsyncdir": "fsync_dir", "fdatasync": "fsync", "lstat": "stat"}
+FAULT_KINDS = (
+    "open",
+    "write",
+    "fsync",
+    "close",
+    "link",
+    "rename",
+    "unlink",
+    "fsync_dir",
+    "stdin",
+)
+_KIND_NAMES = {"fsyncdir": "fsync_dir", "fdatasync": "fsync", "lstat": "stat", "readinput": "stdin"}
 
 
 def kind_of_type(request_type: type[Any]) -> str:
@@ -68,6 +81,7 @@ class Fault:
     default: bool = False  # in the threat model a check gets when it names no faults
     errno: int | None = None
     targets: tuple[type[Syscall[Any]], ...] = ()
+    short: bool = False  # a short transfer: the call moves fewer bytes than asked (X11, X12)
 
     def __str__(self) -> str:
         return self.name
@@ -80,6 +94,10 @@ class Fault:
         return kind in {kind_of_type(t) for t in self.targets}
 
     def hits(self, request: Syscall[Any]) -> bool:
+        if self.short and isinstance(request, Write):
+            return len(request.data) > 1  # a short count is at least 1 and less than asked
+        if self.short and isinstance(request, ReadInput):
+            return request.size > 1
         if isinstance(request, Open) and self.errno in (errno.ENOSPC, errno.EDQUOT):
             return OpenFlag.CREAT in request.flags
         return isinstance(request, self.targets)
@@ -169,6 +187,31 @@ SOFT_TIMEOUT = Fault(
     nfs_only=True,
     targets=(Link, Unlink, Rename),
 )
+SHORT_WRITE = Fault(
+    "short-write",
+    "write(2) transfers only the first bytes it was given and returns that count (the "
+    "disk filled mid-write, or a signal arrived after some data was written)",
+    "X11",
+    Family.REPLY,
+    targets=(Write,),
+    short=True,
+)
+SHORT_READ = Fault(
+    "short-read",
+    "a read of standard input returns fewer bytes than asked although more will come (a "
+    "pipe hands over what its writer has written so far)",
+    "X12",
+    Family.REPLY,
+    targets=(ReadInput,),
+    short=True,
+)
+
+
+def short_count(asked: int, cut: int) -> int:
+    """How many bytes a short transfer of `asked` (>= 2) bytes moves: 1 to asked - 1,
+    from the checker's draw `cut` (0 -> 1 byte, so Hypothesis shrinks toward the shortest)."""
+    return 1 + cut % (asked - 1)
+
 
 FAULTS: dict[str, Fault] = {
     f.name: f
@@ -183,6 +226,8 @@ FAULTS: dict[str, Fault] = {
         EIO,
         LOST_REPLY,
         SOFT_TIMEOUT,
+        SHORT_WRITE,
+        SHORT_READ,
     )
 }
 DEFAULT_FAULTS = tuple(f for f in FAULTS.values() if f.default)

@@ -4,8 +4,9 @@ It owns what the OS keeps per process (file descriptors and offsets, pid, host, 
 input) and per machine (the simulated clock, the persistence profile, each file's writeback
 error sequence), and answers every
 request of `model.syscalls` with a reply value or an OSError, exactly like the OS driver.
-Nondeterminism comes in as arguments: the fault to inject and an `entropy` integer for
-getrandom. The clock moves one microsecond per request and otherwise only when told.
+Nondeterminism comes in as arguments: the fault to inject, an `entropy` integer for
+getrandom, and a `cut` integer that sets how many bytes a short transfer moves (X11, X12).
+The clock moves one microsecond per request and otherwise only when told.
 
 An errno injected into fsync/fdatasync is a failed writeback (F9), which does what the
 profile's `failed_fsync` says: DROPPED - the file's pending data is lost for good
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from maildircheck.model import persistence
-from maildircheck.model.faults import Fault
+from maildircheck.model.faults import Fault, short_count
 from maildircheck.model.fs import DataOp, FileSystem, oserror
 from maildircheck.model.persistence import FailedFsync, Profile
 from maildircheck.model.syscalls import (
@@ -113,15 +114,21 @@ class Kernel:
     wb_errors: dict[int, tuple[int, int]] = field(default_factory=dict)  # ino -> (seq, errno)
 
     def execute(
-        self, proc: Process, request: Syscall[Any], fault: Fault | None = None, entropy: int = 0
+        self,
+        proc: Process,
+        request: Syscall[Any],
+        fault: Fault | None = None,
+        entropy: int = 0,
+        cut: int = 0,
     ) -> object:
-        """Perform `request` for `proc`; the reply value, or the OSError to raise."""
+        """Perform `request` for `proc`; the reply value, or the OSError to raise. `cut` is
+        the checker's draw for a short transfer's count (`faults.short_count`)."""
         self.clock_us += 1
         try:
             if self.fs.aborted and _changes(request):
                 return oserror(errno.EROFS)  # F9: the journal aborted
             if fault is not None and fault.hits(request):
-                return self._faulty(proc, request, fault)
+                return self._faulty(proc, request, fault, cut)
             return self._perform(proc, request, entropy)
         except OSError as err:
             return err
@@ -132,7 +139,14 @@ class Kernel:
         """kill -9: the kernel closes the descriptors; nothing else changes."""
         proc.fds.clear()
 
-    def _faulty(self, proc: Process, request: Syscall[Any], fault: Fault) -> object:
+    def _faulty(self, proc: Process, request: Syscall[Any], fault: Fault, cut: int = 0) -> object:
+        if fault.short and isinstance(request, Write):
+            # X11: only the first bytes are written - performed as the shorter write it became
+            kept = short_count(len(request.data), cut)
+            return self._perform(proc, Write(request.fd, request.data[:kept], request.at), 0)
+        if fault.short and isinstance(request, ReadInput):
+            # X12: the pipe holds less than asked for now; what it holds is read
+            return self._stdin(proc, request, cut)
         if fault.errno is not None:
             if isinstance(request, Close) and request.fd in proc.fds:
                 # A write error reported at close (nfs(5)): the data written since the last
@@ -284,8 +298,11 @@ class Kernel:
     def _sleep(self, proc: Process, req: Sleep) -> None:
         self.clock_us += int(req.seconds * 1_000_000)
 
-    def _stdin(self, proc: Process, req: ReadInput) -> bytes:
-        size = max(0, min(req.size, self.input_chunk))
+    def _stdin(self, proc: Process, req: ReadInput, cut: int | None = None) -> bytes:
+        """`cut` given: a short read (X12), 1 byte to one less than a whole read gets."""
+        size = max(0, min(req.size, self.input_chunk, len(proc.stdin) - proc.stdin_pos))
+        if cut is not None and size > 1:
+            size = short_count(size, cut)
         chunk = proc.stdin[proc.stdin_pos : proc.stdin_pos + size]
         proc.stdin_pos += len(chunk)
         return chunk

@@ -283,7 +283,7 @@ class NfsClientKernel(Kernel):
         if self.dirty.pop(ino, None) or self.unstable.pop(ino, None):
             self.fs.version += 1
 
-    def _faulty(self, proc: Process, request: Syscall[Any], fault: Fault) -> object:
+    def _faulty(self, proc: Process, request: Syscall[Any], fault: Fault, cut: int = 0) -> object:
         if fault == LOST_REPLY and self.drc:
             return self._perform(proc, request, 0)  # the DRC replays the first reply (R6)
         if fault == SOFT_TIMEOUT:
@@ -300,4 +300,4 @@ class NfsClientKernel(Kernel):
             handle = proc.fds.get(request.fd)
             if handle is not None:
                 self._lose_unsynced(handle.ino)
-        return super()._faulty(proc, request, fault)
+        return super()._faulty(proc, request, fault, cut)

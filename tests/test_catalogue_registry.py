@@ -56,6 +56,7 @@ NAMES = [
     "pid-only-name",
     "stale-nlink",
     "fsync-retry",
+    "short-write-ignored",
 ]
 
 
