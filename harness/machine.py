@@ -6,7 +6,9 @@ tmp/ cleaner, a simulated clock. Rules start deliveries (the MTA, including retr
 failure), advance one process a few syscalls at a time (injecting a reply fault at most
 once per rule), kill a process, send it SIGTERM, cut the power, move the clock. After every
 syscall the properties are checked (model.properties) and each delivery's step is mapped
-onto the lifecycle table (model.lifecycle). A violation raises `PropertyViolated`;
+onto the lifecycle table (model.lifecycle); each delivery counts its syscalls since the
+last fault that hit it (an injected reply, SIGTERM, a clock jump, a server crash) for P7.
+A violation raises `PropertyViolated`;
 Hypothesis then shrinks the rule sequence, and the last (minimal) failing run's timeline is
 kept in the `RunLog`.
 """
@@ -171,6 +173,17 @@ class DeliveryMachine(RuleBasedStateMachine):
     def advance_clock(self, jump: int) -> None:
         self.host.advance_clock(jump)
         self.timeline.event("clock", f"time passes: {jump / 3_600_000_000:g} h")
+        self._hit_running()  # the 24-hour timer (A7) and the tmp/ cleaner (E2) may now act
+
+    def _hit(self, record: DeliveryRecord) -> None:
+        """P7: a fault hit this delivery attempt; its syscall budget starts again."""
+        record.faults += 1
+        record.since_fault = 0
+
+    def _hit_running(self) -> None:
+        for actor in self.deliveries():
+            if actor.record is not None:
+                self._hit(actor.record)
 
     def kill(self, which: int) -> None:
         live = self.deliveries()
@@ -203,6 +216,7 @@ class DeliveryMachine(RuleBasedStateMachine):
         """The NFS server crashes and reboots (X8); the clients and their processes go on."""
         detail = self.host.server_crash(CrashChoice(dropped, tuple(fates)))
         self.timeline.event("server", "SERVER CRASH - the NFS server reboots", detail)
+        self._hit_running()
         self._check(None)
 
     def client_crash(self, which: int) -> None:
@@ -219,9 +233,7 @@ class DeliveryMachine(RuleBasedStateMachine):
     def _run_helper(self, kind: str, count: int) -> None:
         actor = next((a for a in self.actors if a.kind == kind), None)
         if actor is None:
-            gen = (
-                reader(ROOT, self.reader_memory) if kind == "reader" else cleaner(ROOT)
-            )
+            gen = reader(ROOT, self.reader_memory) if kind == "reader" else cleaner(ROOT)
             proc = self.host.spawn_helper(kind, 200 if kind == "reader" else 300)
             actor = Actor(kind[0].upper(), kind, proc, gen, None)
             self.actors.append(actor)
@@ -252,8 +264,13 @@ class DeliveryMachine(RuleBasedStateMachine):
                 fault.name if fault else "",
             )
         self.log.syscalls += 1
-        if actor.record is not None and isinstance(request, Unlink) and isinstance(reply, OSError):
-            actor.record.refused_unlinks.add(request.path)
+        if actor.record is not None:
+            if fault is not None or isinstance(reply, Interrupted):
+                self._hit(actor.record)
+            else:
+                actor.record.since_fault += 1
+            if isinstance(request, Unlink) and isinstance(reply, OSError):
+                actor.record.refused_unlinks.add(request.path)
         if actor.kind == "reader":
             self.host.note_reader_step(request, before)
         key = self.host.key()
@@ -266,6 +283,8 @@ class DeliveryMachine(RuleBasedStateMachine):
                     if a is actor and label:
                         line.transition = label
         self._advance(actor, reply)  # may end the process: its report is judged in _end
+        if actor.record is not None:
+            self._raise(self.host.check_progress(actor.record))  # P7: still no report?
 
     def _advance(self, actor: Actor, reply: object) -> None:
         try:
