@@ -265,7 +265,9 @@ class DeliveryMachine(RuleBasedStateMachine):
             )
         self.log.syscalls += 1
         if actor.record is not None:
-            if fault is not None or isinstance(reply, Interrupted):
+            # P7: a fault hit it - injected now, SIGTERM, or one whose effect goes on (F9:
+            # an aborted journal answers EROFS until a crash remounts the file system)
+            if fault is not None or isinstance(reply, Interrupted) or self.host.fs.aborted:
                 self._hit(actor.record)
             else:
                 actor.record.since_fault += 1
