@@ -224,7 +224,7 @@ class Host:
 
     def check_report(self, record: DeliveryRecord) -> Violation | None:
         return check_honest_failure(self.fs, self.layout, record, self.messages) or check_deferral(
-            record
+            self.fs, self.layout, record
         )
 
     def progress_budget(self, message: str) -> int:

@@ -364,11 +364,15 @@ def check_progress(rec: DeliveryRecord, budget: int) -> Violation | None:
     return None
 
 
-def check_deferral(rec: DeliveryRecord) -> Violation | None:
+def check_deferral(fs: FileSystem, layout: Layout, rec: DeliveryRecord) -> Violation | None:
     """P7, when `rec` reports: a temporary failure needs a fault that hit this attempt -
     without one, every retry of the MTA would defer alike until the queue lifetime
-    bounces the message."""
+    bounces the message. A deferral whose message is in new/ or cur/ all the same made
+    progress (its retry can only duplicate it, which is P6's to judge)."""
     if isinstance(rec.outcome, TemporaryFailure) and rec.faults == 0:
+        live = visible_messages(fs, layout)
+        if any(bytes(fs.inodes[ino].data) == rec.content for ino in live):
+            return None
         return Violation(
             "P7",
             f"{rec.label} deferred {rec.message} ({rec.outcome.reason}) although no fault "

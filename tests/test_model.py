@@ -418,12 +418,13 @@ def test_p7_budget_and_deferral() -> None:
     late = host.check_progress(rec)
     assert late is not None and late.prop == "P7" and "without reporting" in late.why
     rec.outcome = Delivered("x")
-    assert host.check_progress(rec) is None and check_deferral(rec) is None
+    assert host.check_progress(rec) is None
+    assert check_deferral(host.fs, host.layout, rec) is None
     rec.outcome = TemporaryFailure("link: EDQUOT")
-    found = check_deferral(rec)
+    found = check_deferral(host.fs, host.layout, rec)
     assert found is not None and found.prop == "P7" and "no fault" in found.why
     rec.faults = 1  # a fault hit this attempt: deferring is right
-    assert check_deferral(rec) is None and check_progress(rec, 0) is None
+    assert check_deferral(host.fs, host.layout, rec) is None and check_progress(rec, 0) is None
 
 
 def test_e4_reused_pids_let_weak_names_collide() -> None:
