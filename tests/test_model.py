@@ -423,6 +423,11 @@ def test_p7_budget_and_deferral() -> None:
     rec.outcome = TemporaryFailure("link: EDQUOT")
     found = check_deferral(host.fs, host.layout, rec)
     assert found is not None and found.prop == "P7" and "no fault" in found.why
+    from maildircheck.harness.host import MESSAGES, ROOT
+
+    proc, _ = host.spawn_delivery("D0", 101, "m1")
+    write_file(host.kernel_of(proc), proc, f"{ROOT}/new/m1", MESSAGES["m1"])
+    assert check_deferral(host.fs, host.layout, rec) is None  # in new/: only P6 can say more
     rec.faults = 1  # a fault hit this attempt: deferring is right
     assert check_deferral(host.fs, host.layout, rec) is None and check_progress(rec, 0) is None
 
