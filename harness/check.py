@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from maildircheck.impl.strategies import StrategyError, StrategyInfo, strategy_info
 from maildircheck.model.environments import Environment, environment
 from maildircheck.model.faults import DEFAULT_FAULTS, FAULTS, Fault, fault, names, parse_faults
-from maildircheck.model.properties import PROPERTIES, SAFETY
+from maildircheck.model.properties import ALWAYS, PROPERTIES
 
 QUALITY = "P6"  # at-most-once delivery: checked with --quality
 LIFECYCLE = "L1"  # every step an edge of the lifecycle table: --strict-lifecycle
@@ -67,7 +67,7 @@ class Check:
         for what, value in (("--max-examples", max_examples), ("--workers", workers)):
             if value < 1:
                 raise CheckError(f"{what} must be a positive integer, got {value}")
-        wanted = {*SAFETY, *[QUALITY] * quality, *[LIFECYCLE] * strict_lifecycle}
+        wanted = {*ALWAYS, *[QUALITY] * quality, *[LIFECYCLE] * strict_lifecycle}
         checked = tuple(p for p in PROPERTIES if p in wanted)
         return cls(strategy, where, chosen, checked, max_examples, seed, workers)
 

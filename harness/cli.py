@@ -113,9 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser(
         "verify",
         help="check one strategy under one persistence profile and fault set",
-        description="Search for a violation of the safety properties P1-P5 (and P6 with "
-        "--quality). Exit 0 when they hold within the budget, 1 on a violation, 2 on a "
-        "usage error.",
+        description="Search for a violation of the safety properties P1-P5 and of progress, "
+        "P7 (and P6 with --quality). Exit 0 when they hold within the budget, 1 on a "
+        "violation, 2 on a usage error.",
         allow_abbrev=False,
     )
     check.add_argument(

@@ -11,12 +11,14 @@ bytes and has no final newline, and each needs several writes (the model's pipe 
 from __future__ import annotations
 
 import errno
+import functools
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
+from maildircheck.impl.deliver import deliver as correct_delivery
 from maildircheck.model import persistence
-from maildircheck.model.environments import Environment
+from maildircheck.model.environments import ENVIRONMENTS, Environment
 from maildircheck.model.fs import DataOp, FileSystem
 from maildircheck.model.kernel import Kernel, Process
 from maildircheck.model.lifecycle import FORBIDDEN, Facts, Stage, stage_of, transition
@@ -29,8 +31,10 @@ from maildircheck.model.properties import (
     Violation,
     check_clobber,
     check_crash_states,
+    check_deferral,
     check_durable_success,
     check_honest_failure,
+    check_progress,
     check_unique_names,
     check_visible,
     describe_content,
@@ -48,6 +52,32 @@ MESSAGES: dict[str, bytes] = {  # shortest first: a shrunk counterexample picks 
     "m2": b"Subject: two\r\n\r\nbinary \x00\xff\xfe data\r\n" + b"8-bit \xe9t\xe9 " * 6 + b"end",
     "m3": b"Return-Path: <a@example.org>\nSubject: three\n\n" + b"line of the third body\n" * 5,
 }
+
+
+PROGRESS_FACTOR = 3
+"""P7: a delivery may make this many times the syscalls the correct algorithm needs for its
+message (fault-free, `correct_syscalls`) after the last fault that hit it. After a fault
+the correct algorithm has at most the rest of one run left (its cleanup and report, or the
+remainder of the delivery); the factor leaves room beyond that - fresh names after a real
+collision (A3, A9), the retries of an agent that does more than the minimum - while a loop
+is still shown within a screen of timeline."""
+
+
+@functools.cache
+def correct_syscalls(env_name: str, message: str) -> int:
+    """How many syscalls the correct algorithm (impl/deliver.py) makes to deliver `message`
+    with no fault, measured on a fresh host of the environment named `env_name`."""
+    host = Host(ENVIRONMENTS[env_name], crashes=False)
+    proc, _ = host.spawn_delivery("D1", 100, message)
+    gen = correct_delivery(DeliveryRequest(ROOT))
+    count = 0
+    try:
+        request = next(gen)
+        while True:
+            count += 1
+            request = gen.send(host.kernel_of(proc).execute(proc, request))
+    except StopIteration:
+        return count
 
 
 def start(strategy: Strategy, request: DeliveryRequest) -> Generator[Syscall[Any], object, Any]:
@@ -192,8 +222,20 @@ class Host:
         ]
         return [v for v in found if v is not None]
 
-    def check_report(self, record: DeliveryRecord) -> Violation | None:
-        return check_honest_failure(self.fs, self.layout, record, self.messages)
+    def check_report(self, record: DeliveryRecord, progress: bool = True) -> Violation | None:
+        """P4 and P5 on a report, and P7's deferral rule unless `progress` is False (a traced
+        replay: one run on a real host, whose faults the replay does not all see)."""
+        found = check_honest_failure(self.fs, self.layout, record, self.messages)
+        if found is None and progress:
+            found = check_deferral(self.fs, self.layout, record)
+        return found
+
+    def progress_budget(self, message: str) -> int:
+        """P7: the syscalls a delivery of `message` may make after its last fault."""
+        return PROGRESS_FACTOR * correct_syscalls(self.env.name, message)
+
+    def check_progress(self, record: DeliveryRecord) -> Violation | None:
+        return check_progress(record, self.progress_budget(record.message))
 
     # --- lifecycle ----------------------------------------------------------------------
     def facts(self, rec: DeliveryRecord) -> Facts:

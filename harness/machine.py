@@ -6,7 +6,9 @@ tmp/ cleaner, a simulated clock. Rules start deliveries (the MTA, including retr
 failure), advance one process a few syscalls at a time (injecting a reply fault at most
 once per rule), kill a process, send it SIGTERM, cut the power, move the clock. After every
 syscall the properties are checked (model.properties) and each delivery's step is mapped
-onto the lifecycle table (model.lifecycle). A violation raises `PropertyViolated`;
+onto the lifecycle table (model.lifecycle); each delivery counts its syscalls since the
+last fault that hit it (an injected reply, SIGTERM, a clock jump, a server crash) for P7.
+A violation raises `PropertyViolated`;
 Hypothesis then shrinks the rule sequence, and the last (minimal) failing run's timeline is
 kept in the `RunLog`.
 """
@@ -176,6 +178,17 @@ class DeliveryMachine(RuleBasedStateMachine):
     def advance_clock(self, jump: int) -> None:
         self.host.advance_clock(jump)
         self.timeline.event("clock", f"time passes: {jump / 3_600_000_000:g} h")
+        self._hit_running()  # the 24-hour timer (A7) and the tmp/ cleaner (E2) may now act
+
+    def _hit(self, record: DeliveryRecord) -> None:
+        """P7: a fault hit this delivery attempt; its syscall budget starts again."""
+        record.faults += 1
+        record.since_fault = 0
+
+    def _hit_running(self) -> None:
+        for actor in self.deliveries():
+            if actor.record is not None:
+                self._hit(actor.record)
 
     def kill(self, which: int) -> None:
         live = self.deliveries()
@@ -208,6 +221,7 @@ class DeliveryMachine(RuleBasedStateMachine):
         """The NFS server crashes and reboots (X8); the clients and their processes go on."""
         detail = self.host.server_crash(CrashChoice(dropped, tuple(fates)))
         self.timeline.event("server", "SERVER CRASH - the NFS server reboots", detail)
+        self._hit_running()
         self._check(None)
 
     def client_crash(self, which: int) -> None:
@@ -255,8 +269,15 @@ class DeliveryMachine(RuleBasedStateMachine):
                 fault.name if fault else "",
             )
         self.log.syscalls += 1
-        if actor.record is not None and isinstance(request, Unlink) and isinstance(reply, OSError):
-            actor.record.refused_unlinks.add(request.path)
+        if actor.record is not None:
+            # P7: a fault hit it - injected now, SIGTERM, or one whose effect goes on (F9:
+            # an aborted journal answers EROFS until a crash remounts the file system)
+            if fault is not None or isinstance(reply, Interrupted) or self.host.fs.aborted:
+                self._hit(actor.record)
+            else:
+                actor.record.since_fault += 1
+            if isinstance(request, Unlink) and isinstance(reply, OSError):
+                actor.record.refused_unlinks.add(request.path)
         if actor.kind == "reader":
             self.host.note_reader_step(request, before)
         key = self.host.key()
@@ -269,6 +290,8 @@ class DeliveryMachine(RuleBasedStateMachine):
                     if a is actor and label:
                         line.transition = label
         self._advance(actor, reply)  # may end the process: its report is judged in _end
+        if actor.record is not None:
+            self._raise(self.host.check_progress(actor.record))  # P7: still no report?
 
     def _advance(self, actor: Actor, reply: object) -> None:
         try:

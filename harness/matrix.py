@@ -24,7 +24,7 @@ from maildircheck.harness.svg import render_svg
 from maildircheck.harness.trace.replay import ReplayResult
 from maildircheck.harness.verify import Verdict
 from maildircheck.model.environments import ENVIRONMENTS, environment
-from maildircheck.model.properties import SAFETY
+from maildircheck.model.properties import ALWAYS
 
 STYLE = (
     "body{font-family:sans-serif;margin:16px}td,th{border:1px solid #999;padding:4px 8px}"
@@ -126,7 +126,7 @@ class Matrix:
             rule,
             *rows,
             "",
-            f"Checked properties: {', '.join(SAFETY)}; "
+            f"Checked properties: {', '.join(ALWAYS)}; "
             f"{len(self.cells)} cells in {self.seconds:.1f} s.",
             "",
         ]
@@ -212,7 +212,7 @@ class Matrix:
             "<!DOCTYPE html><html><head><meta charset='utf-8'><title>maildircheck matrix"
             f"</title><style>{STYLE}</style></head><body><h1>Durability matrix</h1>"
             f"<table><tr><th>strategy</th>{head}</tr>{''.join(rows)}</table>"
-            f"<p>Checked: {esc(', '.join(SAFETY))}. {len(self.cells)} cells in "
+            f"<p>Checked: {esc(', '.join(ALWAYS))}. {len(self.cells)} cells in "
             f"{self.seconds:.1f} s.</p>{''.join(details)}</body></html>"
         )
 

@@ -21,7 +21,7 @@ import pytest
 from maildircheck.harness.check import QUALITY, Check
 from maildircheck.harness.verify import Verdict, verify
 from maildircheck.model.faults import DEFAULT_FAULTS, Fault
-from maildircheck.model.properties import SAFETY
+from maildircheck.model.properties import ALWAYS
 
 
 class Checker:
@@ -47,7 +47,7 @@ class Checker:
         self,
         strategy: str,
         env: str,
-        properties: Iterable[str] = SAFETY,
+        properties: Iterable[str] = ALWAYS,
         faults: Iterable[str | Fault] = DEFAULT_FAULTS,
         *,
         max_examples: int = 200,

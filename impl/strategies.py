@@ -33,6 +33,8 @@ from maildircheck.impl.catalogue import (
     b13_stale_nlink,
     b14_fsync_retry,
     b15_short_write_ignored,
+    b16_same_name_forever,
+    b17_always_defer,
 )
 from maildircheck.model.environments import ENVIRONMENTS, LOCAL
 from maildircheck.model.environments import NFS as NFS_ENVIRONMENTS
@@ -224,10 +226,28 @@ _ENTRIES = (
         ALL_PROFILES + NFS,
         (SHORT_WRITE,),
     ),
+    _entry(
+        "same-name-forever",
+        b16_same_name_forever.deliver,
+        "B16",
+        "maildir(5) stat-and-sleep loop without its time update and limit (qmail 1.03)",
+        ("P7",),
+        ALL_PROFILES,
+        (LOST_REPLY,),
+    ),
+    _entry(
+        "always-defer",
+        b17_always_defer.deliver,
+        "B17",
+        "Courier deliverquota's over-quota deferral (exit 75) for every message",
+        ("P7",),
+        ALL_PROFILES,
+        (),
+    ),
 )
 
 CATALOGUE: dict[str, StrategyInfo] = {info.name: info for info in _ENTRIES}
-"""Registry name -> strategy, the correct one first, then B1-B15 in order."""
+"""Registry name -> strategy, the correct one first, then the B entries in order."""
 
 _loaded = itertools.count(1)
 _files: dict[tuple[Path, int, str], tuple[Strategy, str]] = {}

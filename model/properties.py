@@ -1,4 +1,4 @@
-"""The Maildir properties (specs/requirements.md, P1-P6) as checks on model states.
+"""The Maildir properties (specs/requirements.md, P1-P7) as checks on model states.
 
 Each check takes the model's file system and what the deliveries reported, and returns a
 `Violation` (property ID, a one-line reason, and for crash-state findings the crash that
@@ -12,7 +12,9 @@ shows it) or None. The checker calls them after every step.
   P4 honest-failure    after a reported failure the delivery left no tmp/ file (unless the
                        file system refused its unlink) and nothing partial;
   P5 no-false-bounce   a transient problem is never reported as a permanent failure;
-  P6 at-most-once      (quality) a message appears under at most one name in new/ and cur/.
+  P6 at-most-once      (quality) a message appears under at most one name in new/ and cur/;
+  P7 progress          (progress) once the faults stop, a delivery reports within a bounded
+                       number of its own syscalls, and an attempt no fault hit succeeds.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from maildircheck.model.fs import FileSystem
-from maildircheck.model.outcome import Delivered, Outcome, PermanentFailure
+from maildircheck.model.outcome import Delivered, Outcome, PermanentFailure, TemporaryFailure
 from maildircheck.model.persistence import (
     STALE_PATTERN,
     CrashChoice,
@@ -37,7 +39,7 @@ class PropertyInfo:
     name: str
     statement: str
     safety: bool = True
-    kind: str = "safety"  # "safety", "quality" (P6) or "conformance" (L1)
+    kind: str = "safety"  # "safety", "quality" (P6), "progress" (P7) or "conformance" (L1)
 
 
 PROPERTIES: dict[str, PropertyInfo] = {
@@ -77,9 +79,19 @@ PROPERTIES: dict[str, PropertyInfo] = {
             safety=False,
             kind="quality",
         ),
+        PropertyInfo(
+            "P7",
+            "progress",
+            "once faults stop, a delivery reports within a bounded number of its own syscalls, "
+            "and a delivery attempt no fault hit ends in success (progress, not safety)",
+            safety=False,
+            kind="progress",
+        ),
     )
 }
 SAFETY = tuple(p for p, info in PROPERTIES.items() if info.safety)
+ALWAYS = tuple(p for p, info in PROPERTIES.items() if info.kind in ("safety", "progress"))
+"""The properties every check judges: the safety properties and P7."""
 PROPERTIES["L1"] = PropertyInfo(
     "L1",
     "lifecycle",
@@ -134,6 +146,8 @@ class DeliveryRecord:
     outcome: Outcome | None = None
     ended: str | None = None  # "killed" or "power loss" when it died without reporting
     refused_unlinks: set[str] = field(default_factory=set)  # paths whose unlink failed
+    faults: int = 0  # faults that hit this attempt (P7): injected replies, SIGTERM, ...
+    since_fault: int = 0  # its syscalls since the last of them (or since it started)
 
 
 def describe_content(content: bytes, messages: Mapping[bytes, str]) -> str:
@@ -334,4 +348,34 @@ def find_duplicates(
     for mid, paths in sorted(where.items()):
         if len(paths) > 1:
             return Violation("P6", f"{mid} is delivered twice: {' and '.join(sorted(paths))}")
+    return None
+
+
+def check_progress(rec: DeliveryRecord, budget: int) -> Violation | None:
+    """P7, while `rec` runs: no more than `budget` syscalls since the last fault that hit
+    it without a report (an agent that loops once the faults have stopped)."""
+    if rec.outcome is None and rec.ended is None and rec.since_fault > budget:
+        since = "its last fault" if rec.faults else "it started (no fault hit it)"
+        return Violation(
+            "P7",
+            f"{rec.label} has made {rec.since_fault} syscalls since {since} without "
+            f"reporting on {rec.message}; the bound is {budget}",
+        )
+    return None
+
+
+def check_deferral(fs: FileSystem, layout: Layout, rec: DeliveryRecord) -> Violation | None:
+    """P7, when `rec` reports: a temporary failure needs a fault that hit this attempt -
+    without one, every retry of the MTA would defer alike until the queue lifetime
+    bounces the message. A deferral whose message is in new/ or cur/ all the same made
+    progress (its retry can only duplicate it, which is P6's to judge)."""
+    if isinstance(rec.outcome, TemporaryFailure) and rec.faults == 0:
+        live = visible_messages(fs, layout)
+        if any(bytes(fs.inodes[ino].data) == rec.content for ino in live):
+            return None
+        return Violation(
+            "P7",
+            f"{rec.label} deferred {rec.message} ({rec.outcome.reason}) although no fault "
+            "hit it: each retry would defer alike until the MTA bounces the message",
+        )
     return None

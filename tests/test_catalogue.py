@@ -3,7 +3,7 @@ property it is expected to break, over several seeds - and not flagged where it 
 The correct strategy holds under every profile and fault set, and every one of its steps
 maps onto the lifecycle table (L1).
 
-Spec IDs exercised: P1-P6 (expected properties), S1-S4 (profiles), X1-X7 (faults), L1.
+Spec IDs exercised: P1-P7 (expected properties), S1-S4 (profiles), X1-X7 (faults), L1.
 """
 
 from __future__ import annotations
@@ -118,3 +118,21 @@ def test_vpopmail_counterexample_is_short() -> None:
     assert v.timeline is not None and v.timeline.syscalls <= 12
     text = v.timeline.render()
     assert "new/" in text and "VIOLATED P1" in text
+
+
+def test_progress_counterexamples_are_short() -> None:
+    """P7: always-defer is shown by the first delivery, which defers with no fault;
+    same-name-forever by one lost link reply and the loop after it, cut at the bound
+    (three times the correct algorithm's syscalls for the message)."""
+    from maildircheck.harness.host import MESSAGES, PROGRESS_FACTOR, correct_syscalls
+
+    v = verify(Check.of("always-defer", "ext4-ordered", (), max_examples=300, seed=1))
+    assert v.violation is not None and v.violation.prop == "P7", str(v.violation)
+    assert v.timeline is not None and v.timeline.syscalls <= 20
+    assert "no fault hit it" in v.violation.why and "VIOLATED P7" in v.timeline.render()
+    v = verify(Check.of("same-name-forever", "ext4-ordered", ("lost-reply",), seed=1))
+    assert v.violation is not None and v.violation.prop == "P7", str(v.violation)
+    bounds = [PROGRESS_FACTOR * correct_syscalls("ext4-ordered", m) for m in MESSAGES]
+    assert v.violation.why.endswith(tuple(f"the bound is {b}" for b in bounds))
+    assert v.timeline is not None and v.timeline.syscalls <= max(bounds) + 20
+    assert "[fault: lost-reply]" in v.timeline.render()

@@ -26,7 +26,13 @@ from maildircheck.impl.strategies import (
     resolve,
     strategy_info,
 )
-from maildircheck.model.outcome import Delivered, DeliveryRequest, Outcome, Strategy
+from maildircheck.model.outcome import (
+    Delivered,
+    DeliveryRequest,
+    Outcome,
+    Strategy,
+    TemporaryFailure,
+)
 from maildircheck.model.properties import PROPERTIES
 from maildircheck.model.syscalls import (
     ClockReading,
@@ -57,7 +63,10 @@ NAMES = [
     "stale-nlink",
     "fsync-retry",
     "short-write-ignored",
+    "same-name-forever",
+    "always-defer",
 ]
+NEVER_DELIVERS = ("always-defer",)  # B17: its one flaw is to defer every message (P7)
 
 
 def test_registry_names() -> None:
@@ -171,9 +180,17 @@ def _drive(
     raise AssertionError("no outcome after 200 requests")
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", [n for n in NAMES if n not in NEVER_DELIVERS])
 def test_every_entry_delivers_when_nothing_goes_wrong(name: str) -> None:
     assert isinstance(_drive(CATALOGUE[name].function, -1, 0)[1], Delivered)
+
+
+@pytest.mark.parametrize("name", NEVER_DELIVERS)
+def test_always_defer_defers_when_nothing_goes_wrong(name: str) -> None:
+    """B17 (P7): with no fault at all it writes the file, removes it and defers."""
+    calls, outcome = _drive(CATALOGUE[name].function, -1, 0)
+    assert isinstance(outcome, TemporaryFailure), outcome
+    assert any(c.startswith("unlink(") for c in calls) and not any("new/" in c for c in calls)
 
 
 @pytest.mark.parametrize("name", NAMES[1:])

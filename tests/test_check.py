@@ -60,12 +60,13 @@ def test_shares_split_the_budget_over_consecutive_seeds(check: Check) -> None:
     assert sum(s.max_examples for s in shares) >= check.max_examples
 
 
-def test_defaults_are_the_default_threat_and_the_safety_properties() -> None:
+def test_defaults_are_the_default_threat_and_the_safety_and_progress_properties() -> None:
     check = Check.of("correct", "posix")
     assert check.faults == DEFAULT_FAULTS
-    assert check.properties == ("P1", "P2", "P3", "P4", "P5")
-    assert Check.of("correct", "posix", quality=True, strict_lifecycle=True).properties[-2:] == (
+    assert check.properties == ("P1", "P2", "P3", "P4", "P5", "P7")  # P7 progress: always
+    assert Check.of("correct", "posix", quality=True, strict_lifecycle=True).properties[-3:] == (
         "P6",
+        "P7",
         "L1",
     )
 

@@ -166,8 +166,10 @@ def test_s5_journaled_data_survives_with_the_metadata_after_it() -> None:
         if "a" in entries[fs.lookup("/m/new")]:
             seen.add(data[ino])
     assert seen == {FULL, FULL + b"tail", FULL + b"tailmore"}
-    assert all(Fate.ZERO not in persistence.fates(fs, profile, c)
-               for c in persistence.crash_choices(fs, profile))
+    assert all(
+        Fate.ZERO not in persistence.fates(fs, profile, c)
+        for c in persistence.crash_choices(fs, profile)
+    )
     run(kernel, proc, FsyncDir("/m/cur"))  # any commit carries every file's data
     assert fs.pending == []
 
@@ -395,6 +397,39 @@ def test_e3_the_mta_retries_what_was_not_reported_delivered() -> None:
     record.outcome = TemporaryFailure("x")
     assert "m1" in host.undelivered()
     assert isinstance(record, DeliveryRecord)
+
+
+def test_p7_budget_and_deferral() -> None:
+    """P7: the syscall bound is PROGRESS_FACTOR times the correct algorithm's measured
+    fault-free count for the message (longer messages need more writes); it is exceeded
+    only past the bound and only while no report came; a deferral needs a fault."""
+    from maildircheck.harness.host import PROGRESS_FACTOR, correct_syscalls
+    from maildircheck.model.outcome import Delivered
+    from maildircheck.model.properties import check_deferral, check_progress
+
+    host = Host(ENVIRONMENTS["ext4-ordered"])
+    m1, m3 = correct_syscalls("ext4-ordered", "m1"), correct_syscalls("ext4-ordered", "m3")
+    assert 10 < m1 < m3  # the check, the name, the copy, fsync, close, link, fsync new/
+    assert host.progress_budget("m1") == PROGRESS_FACTOR * m1
+    _, rec = host.spawn_delivery("D1", 100, "m1")
+    rec.since_fault = host.progress_budget("m1")
+    assert host.check_progress(rec) is None
+    rec.since_fault += 1
+    late = host.check_progress(rec)
+    assert late is not None and late.prop == "P7" and "without reporting" in late.why
+    rec.outcome = Delivered("x")
+    assert host.check_progress(rec) is None
+    assert check_deferral(host.fs, host.layout, rec) is None
+    rec.outcome = TemporaryFailure("link: EDQUOT")
+    found = check_deferral(host.fs, host.layout, rec)
+    assert found is not None and found.prop == "P7" and "no fault" in found.why
+    from maildircheck.harness.host import MESSAGES, ROOT
+
+    proc, _ = host.spawn_delivery("D0", 101, "m1")
+    write_file(host.kernel_of(proc), proc, f"{ROOT}/new/m1", MESSAGES["m1"])
+    assert check_deferral(host.fs, host.layout, rec) is None  # in new/: only P6 can say more
+    rec.faults = 1  # a fault hit this attempt: deferring is right
+    assert check_deferral(host.fs, host.layout, rec) is None and check_progress(rec, 0) is None
 
 
 def test_e4_reused_pids_let_weak_names_collide() -> None:

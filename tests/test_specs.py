@@ -20,9 +20,9 @@ SPEC = ROOT / "specs" / "requirements.md"
 CODE_DIRS = ("model", "impl", "harness")
 THIS = Path(__file__).resolve()
 
-# Family letter -> how many IDs it has (P1-P6, S1-S4, ...).
+# Family letter -> how many IDs it has (P1-P7, S1-S4, ...).
 FAMILIES = {
-    "P": 6,
+    "P": 7,
     "S": 6,
     "F": 9,
     "X": 12,
