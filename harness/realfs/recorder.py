@@ -29,7 +29,6 @@ import argparse
 import errno
 import os
 import stat
-import subprocess
 import sys
 import threading
 import time
@@ -38,6 +37,7 @@ from typing import Any
 import mfusepy as fuse  # type: ignore[import-untyped]
 
 from maildircheck.harness.realfs.blocklog import BlockLog, Fail, Flush, Mark, Write, copy_sparse
+from maildircheck.harness.realfs.release import release
 
 DISK = "/disk"
 STATE = "/state"
@@ -183,16 +183,6 @@ class Recorder(fuse.Operations):  # type: ignore[misc]
         return "ok"
 
 
-def _teardown(paths: list[str], mountpoint: str) -> None:
-    """What sits on the disk, then the FUSE mount itself; each step tried, errors ignored."""
-    for path in paths:
-        if path.startswith("/dev/loop"):
-            subprocess.run(["losetup", "-d", path], capture_output=True)
-        else:
-            subprocess.run(["umount", "-l", path], capture_output=True)
-    subprocess.run(["fusermount3", "-u", "-z", mountpoint], capture_output=True)
-
-
 def _serve_commands(rec: Recorder, mountpoint: str) -> None:
     for line in sys.stdin:
         if line.strip() == "quit":
@@ -203,7 +193,7 @@ def _serve_commands(rec: Recorder, mountpoint: str) -> None:
             reply = f"error {type(err).__name__}: {err}"
         print(reply.replace("\n", " "), flush=True)
     # stdin closed or quit: the parent is gone or done - leave nothing mounted
-    _teardown(rec.guarded, mountpoint)
+    release(os.path.dirname(os.path.abspath(mountpoint)), rec.guarded)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import glob
 import importlib.util
-import json
 import os
 import shutil
 import subprocess
@@ -34,6 +33,7 @@ from types import TracebackType
 
 from maildircheck.harness.realfs.blocklog import BlockLog, Write
 from maildircheck.harness.realfs.filesystems import RealFs
+from maildircheck.harness.realfs.release import release
 
 PREFIX = "maildircheck-realfs-"
 
@@ -81,20 +81,7 @@ def sweep_stale() -> list[str]:
         young = time.time() - os.stat(work).st_mtime < 30
         if young and not any(os.path.exists(p) for p in pids):
             continue  # a rig being set up right now, before its pid files exist
-        listing = subprocess.run(["losetup", "-J", "-l"], capture_output=True, text=True)
-        loops = [  # listed first: once the FUSE mount is gone their back-file reads "/disk"
-            dev["name"]
-            for dev in json.loads(listing.stdout or "{}").get("loopdevices", [])
-            if str(dev.get("back-file", "")).startswith(work + "/")
-        ]
-        with open("/proc/mounts") as f:
-            mounts = [line.split()[1] for line in f if f" {work}/" in line]
-        for where in sorted(mounts, key=len, reverse=True):
-            if not where.endswith("/fuse"):
-                subprocess.run(["umount", "-l", where], capture_output=True)
-        for loop in loops:
-            subprocess.run(["losetup", "-d", loop], capture_output=True)
-        subprocess.run(["fusermount3", "-u", "-z", os.path.join(work, "fuse")], capture_output=True)
+        release(work)
         shutil.rmtree(work, ignore_errors=True)
         swept.append(work)
     return swept
