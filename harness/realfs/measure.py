@@ -49,7 +49,6 @@ class Point:
 class Measured:
     fs: RealFs
     workload: Workload
-    steps: tuple[str, ...]  # the labels of the crash window's steps, in order
     points: tuple[Point, ...]
     writes: int  # block writes in the log
     flushes: int
@@ -104,11 +103,9 @@ def measure(fs: RealFs, workload: Workload) -> Measured:
                 during = point.after_mark or "the set-up"
                 name, shows = f"{point.label} during {during}", (at, min(at + 1, count))
             points.append(Point(name, shows, outcomes, explored, point.total))
-    steps = tuple(t for t in sorted(labels, key=labels.__getitem__) if t.startswith("step "))
     return Measured(
         fs,
         workload,
-        steps,
         tuple(points),
         len(log.writes),
         sum(isinstance(r, Flush) for r in log.records),
