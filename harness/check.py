@@ -36,6 +36,7 @@ class Check:
     max_examples: int = 200  # the search's budget: runs Hypothesis generates
     seed: int | None = None  # None: the fixed derandomized search
     workers: int = 1  # processes sharing the budget (seeds seed..seed+workers-1)
+    message_size: int | None = None  # every message this many plain bytes; None: drawn
 
     @classmethod
     def of(
@@ -49,6 +50,7 @@ class Check:
         quality: bool = False,
         strict_lifecycle: bool = False,
         workers: int = 1,
+        message_size: int | None = None,
     ) -> Check:
         """The Check, validated: the strategy resolves, the environment exists, every fault
         is known and applies there ("all" keeps those that do), the numbers are positive.
@@ -64,12 +66,15 @@ class Check:
         misplaced = [f.name for f in chosen if not where.applies(f)]
         if misplaced:
             raise CheckError(f"fault {misplaced[0]!r} needs an NFS environment (nfs3-*)")
-        for what, value in (("--max-examples", max_examples), ("--workers", workers)):
+        numbers = [("--max-examples", max_examples), ("--workers", workers)]
+        if message_size is not None:
+            numbers.append(("--message-size", message_size))
+        for what, value in numbers:
             if value < 1:
                 raise CheckError(f"{what} must be a positive integer, got {value}")
         wanted = {*ALWAYS, *[QUALITY] * quality, *[LIFECYCLE] * strict_lifecycle}
         checked = tuple(p for p in PROPERTIES if p in wanted)
-        return cls(strategy, where, chosen, checked, max_examples, seed, workers)
+        return cls(strategy, where, chosen, checked, max_examples, seed, workers, message_size)
 
     @property
     def info(self) -> StrategyInfo:
@@ -100,6 +105,8 @@ class Check:
             args.append("--strict-lifecycle")
         if self.workers > 1:
             args += ["--workers", str(self.workers)]
+        if self.message_size is not None:
+            args += ["--message-size", str(self.message_size)]
         return args
 
     def replay_command(self) -> str:

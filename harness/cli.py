@@ -7,7 +7,8 @@ demo; the human reports are `maildircheck.harness.report`'s, running a check is
 
     maildircheck verify --strategy NAME|path/to/file.py:function --env PROFILE
                         [--faults LIST] [--max-examples N] [--seed S] [--quality]
-                        [--strict-lifecycle] [--workers N] [--json] [--[no-]progress]
+                        [--strict-lifecycle] [--workers N] [--message-size BYTES]
+                        [--json] [--[no-]progress]
     maildircheck list [--json]
     maildircheck matrix [--strategies A,B] [--envs X,Y] [--max-examples N] [--seed S]
                         [--workers N] [--format md|json|html] [--output FILE]
@@ -154,6 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--quality", action="store_true", help="also fail on P6 (at-most-once delivery)"
     )
     check.add_argument(
+        "--message-size",
+        type=_int,
+        default=None,
+        metavar="BYTES",
+        help="deliver messages of exactly this size (default: sizes and contents drawn)",
+    )
+    check.add_argument(
         "--workers",
         type=_int,
         default=1,
@@ -292,6 +300,7 @@ def check_from(args: argparse.Namespace) -> Check:
             quality=args.quality,
             strict_lifecycle=args.strict_lifecycle,
             workers=args.workers,
+            message_size=args.message_size,
         )
     except CheckError as err:
         raise UsageError(str(err)) from None

@@ -2,10 +2,9 @@
 
 `Host` joins the model pieces the state machine drives: it spawns processes, answers which
 properties hold now (model.properties), maps a delivery onto the lifecycle table
-(model.lifecycle), applies a power loss and explains a violation in words. The test
-messages are chosen to catch altered copies: one ends in CRLF, one holds NUL and 8-bit
-bytes and has no final newline, and each needs several writes (the model's pipe hands out
-64 bytes per read).
+(model.lifecycle), applies a power loss and explains a violation in words. The messages
+are the run's (harness/messages.py: drawn by the state machine, or the fixed three), and
+the pipe hands each delivery at most the run's pipe chunk per read.
 """
 
 from __future__ import annotations
@@ -16,8 +15,10 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
+from maildircheck.harness.messages import FIXED, FIXED_PIPE
 from maildircheck.impl.deliver import deliver as correct_delivery
 from maildircheck.model import persistence
+from maildircheck.model.content import Content, Messages
 from maildircheck.model.environments import ENVIRONMENTS, Environment
 from maildircheck.model.fs import DataOp, FileSystem
 from maildircheck.model.kernel import Kernel, Process
@@ -47,11 +48,7 @@ ROOT = "/home/user/Maildir"
 HOST = "mx.example"
 NFS_HOSTS = ("mx1.example", "mx2.example")  # two NFS clients: a and b
 
-MESSAGES: dict[str, bytes] = {  # shortest first: a shrunk counterexample picks m1
-    "m1": b"Subject: one\n\nshort\n",
-    "m2": b"Subject: two\r\n\r\nbinary \x00\xff\xfe data\r\n" + b"8-bit \xe9t\xe9 " * 6 + b"end",
-    "m3": b"Return-Path: <a@example.org>\nSubject: three\n\n" + b"line of the third body\n" * 5,
-}
+MESSAGES = FIXED  # the messages of a run that draws none (harness/messages.py)
 
 
 PROGRESS_FACTOR = 3
@@ -63,12 +60,14 @@ collision (A3, A9), the retries of an agent that does more than the minimum - wh
 is still shown within a screen of timeline."""
 
 
-@functools.cache
-def correct_syscalls(env_name: str, message: str) -> int:
-    """How many syscalls the correct algorithm (impl/deliver.py) makes to deliver `message`
-    with no fault, measured on a fresh host of the environment named `env_name`."""
+@functools.lru_cache(maxsize=512)
+def correct_syscalls(env_name: str, data: bytes, pipe: int = FIXED_PIPE) -> int:
+    """How many syscalls the correct algorithm (impl/deliver.py) makes to deliver the
+    message `data`, read through a pipe of `pipe` bytes a read, with no fault, measured on
+    a fresh host of the environment named `env_name`."""
     host = Host(ENVIRONMENTS[env_name], crashes=False)
-    proc, _ = host.spawn_delivery("D1", 100, message)
+    host.use_messages({"m1": data})
+    proc, _ = host.spawn_delivery("D1", 100, "m1", pipe=pipe)
     gen = correct_delivery(DeliveryRequest(ROOT))
     count = 0
     try:
@@ -141,23 +140,39 @@ class Host:
             else {HOST: Kernel(self.fs, self.profile)}
         )
         self.layout = Layout.of(self.fs, ROOT)
-        self.messages = {content: mid for mid, content in MESSAGES.items()}
+        self.use_messages(FIXED)
+        self.pipes: dict[str, int] = {}  # each delivery's pipe chunk (label -> bytes)
         self.records: list[DeliveryRecord] = []
         self.consumed: set[str] = set()
 
     # --- processes ----------------------------------------------------------------------
     def undelivered(self) -> list[str]:
         done = {r.message for r in self.records if isinstance(r.outcome, Delivered)}
-        return [m for m in MESSAGES if m not in done]
+        return [m for m in self.ids if m not in done]
+
+    def use_messages(self, mail: dict[str, bytes], ids: tuple[str, ...] = ()) -> None:
+        """The run's messages: `mail` (id -> bytes) known now, and `ids`, the ids of messages
+        whose contents are drawn when their first delivery starts (`add_message`)."""
+        self.ids = tuple(dict.fromkeys((*mail, *ids)))
+        self.mail: dict[str, bytes] = {}
+        self.messages = Messages()
+        for mid, data in mail.items():
+            self.add_message(mid, data)
+
+    def add_message(self, mid: str, data: bytes) -> None:
+        self.mail[mid] = data
+        self.messages.add(mid, Content.of(data))
 
     def spawn_delivery(
-        self, label: str, pid: int, message: str, on: int = 0
+        self, label: str, pid: int, message: str, on: int = 0, pipe: int = FIXED_PIPE
     ) -> tuple[Process, DeliveryRecord]:
         """A delivery process on host number `on` (of the NFS clients; 0 locally)."""
-        record = DeliveryRecord(label, message, MESSAGES[message])
+        record = DeliveryRecord(label, message, self.messages.by_id[message])
         self.records.append(record)
         hosts = list(self.kernels)
-        return Process(label, pid, hosts[on % len(hosts)], stdin=MESSAGES[message]), record
+        stdin = self.mail[message]  # the same bytes as the record's content: shared runs
+        self.pipes[label] = pipe
+        return Process(label, pid, hosts[on % len(hosts)], stdin, pipe_chunk=pipe), record
 
     def spawn_helper(self, label: str, pid: int) -> Process:
         """The reader runs on the last host (another host than the first deliveries'),
@@ -193,7 +208,7 @@ class Host:
         if isinstance(request, Unlink):
             for ino, where in before.items():
                 if request.path.endswith("/" + where) and ino not in self.visible():
-                    mid = self.messages.get(bytes(self.fs.inodes[ino].data))
+                    mid = self.messages.get(self.fs.inodes[ino].data)
                     if mid:
                         self.consumed.add(mid)
 
@@ -230,12 +245,15 @@ class Host:
             found = check_deferral(self.fs, self.layout, record)
         return found
 
-    def progress_budget(self, message: str) -> int:
-        """P7: the syscalls a delivery of `message` may make after its last fault."""
-        return PROGRESS_FACTOR * correct_syscalls(self.env.name, message)
+    def progress_budget(self, message: str, pipe: int = FIXED_PIPE) -> int:
+        """P7: the syscalls a delivery of `message` through `pipe` may make after its last
+        fault."""
+        return PROGRESS_FACTOR * correct_syscalls(self.env.name, self.mail[message], pipe)
 
     def check_progress(self, record: DeliveryRecord) -> Violation | None:
-        return check_progress(record, self.progress_budget(record.message))
+        return check_progress(
+            record, self.progress_budget(record.message, self.pipes.get(record.label, FIXED_PIPE))
+        )
 
     # --- lifecycle ----------------------------------------------------------------------
     def facts(self, rec: DeliveryRecord) -> Facts:
@@ -314,7 +332,7 @@ class Host:
             if not entries:
                 lines.append(f"  {self.layout.dirname(d)}/ is empty")
             for name, ino in entries:
-                content = describe_content(bytes(self.fs.inodes[ino].data), self.messages)
+                content = describe_content(self.fs.inodes[ino].data, self.messages)
                 lines.append(f"  {self.layout.dirname(d)}/{name}: {content}")
         return lines
 

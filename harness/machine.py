@@ -26,6 +26,8 @@ from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 from maildircheck.harness.actors import cleaner, reader
 from maildircheck.harness.check import Check
 from maildircheck.harness.host import ROOT, Host, short, show, start
+from maildircheck.harness.messages import MESSAGE_IDS, PIPE_CHUNKS, Shape, build, pipe_chunk
+from maildircheck.harness.messages import mail as drawn_mail
 from maildircheck.harness.timeline import Timeline
 from maildircheck.model.faults import (
     CLIENT_CRASH,
@@ -95,6 +97,8 @@ class DeliveryMachine(RuleBasedStateMachine):
         self.strategy: Strategy = self.check.info.function
         crashes = bool(storage_crashes(self.check.faults))
         self.host = Host(self.check.env, crashes)
+        self.host.use_messages({}, MESSAGE_IDS)  # drawn, each at its first delivery
+        self.shapes: dict[str, Shape] = {}
         self.timeline = Timeline()
         self.actors: list[Actor] = []
         self.reader_memory: set[str] = set()
@@ -119,11 +123,14 @@ class DeliveryMachine(RuleBasedStateMachine):
         count: int,
         entropy: int,
         fault: tuple[Fault, str] | None,
+        mail: tuple[Shape, int],
         on: int = 0,
         cut: int = 0,
     ) -> None:
         """The MTA starts a delivery (or a retry) of a message not yet delivered, and the
-        new process runs its first `count` syscalls; getrandom answers it `entropy`."""
+        new process runs its first `count` syscalls; getrandom answers it `entropy`. A
+        message's first delivery gives it its content, of `shape`; each delivery reads it
+        through a pipe that hands over `pipe` bytes a read (at most MAX_READS reads)."""
         busy = {a.record.message for a in self.deliveries() if a.record}
         waiting = [m for m in self.host.undelivered() if m not in busy]
         hosts = list(self.host.kernels)
@@ -133,12 +140,20 @@ class DeliveryMachine(RuleBasedStateMachine):
         message = waiting[which % len(waiting)]
         self.count += 1
         label = f"D{self.count}"
-        proc, record = self.host.spawn_delivery(label, free[pid % len(free)], message, on)
+        shape, pipe = mail
+        if message not in self.host.mail:
+            self.host.add_message(message, build(message, shape))
+            self.shapes[message] = shape
+        data = self.host.mail[message]
+        chunk = pipe_chunk(pipe, len(data))
+        proc, record = self.host.spawn_delivery(label, free[pid % len(free)], message, on, chunk)
         gen = start(self.strategy, DeliveryRequest(ROOT))
         actor = Actor(label, "deliver", proc, gen, None, record, entropy=entropy)
         self.actors.append(actor)
         self.timeline.event(
-            self.host.lane(proc), f"MTA starts delivering {message} (pid {proc.pid})"
+            self.host.lane(proc),
+            f"MTA starts delivering {message}, {self.shapes[message].describe()}, "
+            f"{chunk} bytes a read (pid {proc.pid})",
         )
         self._advance(actor, None)
         self._run(actor, count, fault, cut)
@@ -366,6 +381,9 @@ def machine_for(check: Check) -> type[DeliveryMachine]:
     # a short transfer's count is drawn, so that Hypothesis shrinks it (to 1 byte)
     cuts = st.integers(0, 65535) if any(f.short for f in reply_faults) else st.just(0)
     has_delivery = precondition(lambda self: bool(self.deliveries()))
+    mails = drawn_mail()
+    if check.message_size is not None:  # fixed: plain messages, a full pipe
+        mails = st.just((Shape(check.message_size), PIPE_CHUNKS[-1]))
     ns: dict[str, Any] = {
         "check": check,
         "r_start": precondition(M.can_start)(
@@ -375,6 +393,7 @@ def machine_for(check: Check) -> type[DeliveryMachine]:
                 count=counts,
                 entropy=st.integers(0, 3),
                 fault=fault_draw,
+                mail=mails,
                 # which host runs it: only NFS has two
                 on=st.integers(0, 1) if env.is_nfs else st.just(0),
                 cut=cuts,

@@ -35,6 +35,7 @@ from maildircheck.impl.catalogue import (
     b15_short_write_ignored,
     b16_same_name_forever,
     b17_always_defer,
+    b18_large_unsynced,
 )
 from maildircheck.model.environments import ENVIRONMENTS, LOCAL
 from maildircheck.model.environments import NFS as NFS_ENVIRONMENTS
@@ -243,6 +244,15 @@ _ENTRIES = (
         ("P7",),
         ALL_PROFILES,
         (),
+    ),
+    _entry(
+        "large-mail-unsynced",
+        b18_large_unsynced.deliver,
+        "B18",
+        "a branch only large mail takes (a second write path that lost its fsync)",
+        ("P1", "P2"),
+        DATA_APART,
+        (POWER_LOSS,),
     ),
 )
 

@@ -20,6 +20,7 @@ import errno
 import os
 from dataclasses import dataclass, field
 
+from maildircheck.model.content import EMPTY, Content
 from maildircheck.model.syscalls import FileKind, StatResult
 
 ROOT_INO = 1
@@ -51,7 +52,7 @@ class DataOp:
 
     ino: int
     offset: int = 0
-    data: bytes = b""
+    data: Content = EMPTY
     truncate_to: int | None = None
     label: str = ""
     failed: bool = False  # its writeback failed: no sync makes it durable (F9)
@@ -65,7 +66,7 @@ class Inode:
     ino: int
     kind: FileKind
     mode: int
-    data: bytearray = field(default_factory=bytearray)
+    data: Content = EMPTY
     mtime_us: int = 0
     atime_us: int = 0
     creator: str = ""  # who created it (a process label), for reports and P4
@@ -78,7 +79,7 @@ class FileSystem:
     inodes: dict[int, Inode] = field(default_factory=dict)
     entries: dict[int, dict[str, int]] = field(default_factory=dict)
     durable_entries: dict[int, dict[str, int]] = field(default_factory=dict)
-    durable_data: dict[int, bytes] = field(default_factory=dict)
+    durable_data: dict[int, Content] = field(default_factory=dict)
     pending: list[PendingOp] = field(default_factory=list)
     next_ino: int = ROOT_INO + 1
     version: int = 0  # bumped by every change to either view (lets checkers skip re-checks)
@@ -236,13 +237,13 @@ class FileSystem:
         )
         return old
 
-    def write(self, ino: int, offset: int, data: bytes, now_us: int, path: str = "") -> None:
+    def write(
+        self, ino: int, offset: int, data: bytes | Content, now_us: int, path: str = ""
+    ) -> None:
         self.version += 1
         node = self.inodes[ino]
-        end = offset + len(data)
-        if len(node.data) < offset:
-            node.data.extend(bytes(offset - len(node.data)))
-        node.data[offset:end] = data
+        data = Content.of(data)
+        node.data = node.data.write(offset, data)
         node.mtime_us = now_us
         where = path or f"inode {ino}"
         self.pending.append(DataOp(ino, offset, data, label=f"write {where} at {offset}"))
@@ -250,7 +251,7 @@ class FileSystem:
     def truncate(self, ino: int, size: int, now_us: int, path: str = "") -> None:
         self.version += 1
         node = self.inodes[ino]
-        del node.data[size:]
+        node.data = node.data.slice(0, size)
         node.mtime_us = now_us
         self.pending.append(
             DataOp(ino, truncate_to=size, label=f"truncate {path or ino} to {size}")
@@ -271,7 +272,7 @@ class FileSystem:
         self.version += 1
         self.pending = []
         self.durable_entries = {d: dict(e) for d, e in self.entries.items()}
-        self.durable_data = {i: bytes(n.data) for i, n in self.inodes.items()}
+        self.durable_data = {i: n.data for i, n in self.inodes.items()}
 
 
 def _still_pending(ops: list[PendingOp], durable: set[int]) -> list[PendingOp]:
@@ -297,7 +298,7 @@ def _still_pending(ops: list[PendingOp], durable: set[int]) -> list[PendingOp]:
     return kept
 
 
-def apply_to(entries: dict[int, dict[str, int]], data: dict[int, bytes], op: PendingOp) -> None:
+def apply_to(entries: dict[int, dict[str, int]], data: dict[int, Content], op: PendingOp) -> None:
     """Apply one pending operation, unchanged, to a durable view."""
     if isinstance(op, MetaOp):
         for ch in op.changes:
@@ -307,15 +308,11 @@ def apply_to(entries: dict[int, dict[str, int]], data: dict[int, bytes], op: Pen
             else:
                 directory[ch.name] = ch.ino
     else:
-        data[op.ino] = apply_data(data.get(op.ino, b""), op, op.data)
+        data[op.ino] = apply_data(data.get(op.ino, EMPTY), op, op.data)
 
 
-def apply_data(content: bytes, op: DataOp, written: bytes) -> bytes:
+def apply_data(content: Content, op: DataOp, written: Content) -> Content:
     """`content` after `op`, with `written` standing for the bytes the write left on disk."""
     if op.truncate_to is not None:
-        return content[: op.truncate_to]
-    buf = bytearray(content)
-    if len(buf) < op.offset:
-        buf.extend(bytes(op.offset - len(buf)))
-    buf[op.offset : op.offset + len(written)] = written
-    return bytes(buf)
+        return content.slice(0, op.truncate_to)
+    return content.write(op.offset, written)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from maildircheck.model import persistence
+from maildircheck.model.content import EMPTY, Content
 from maildircheck.model.faults import Fault, short_count
 from maildircheck.model.fs import DataOp, FileSystem, oserror
 from maildircheck.model.persistence import FailedFsync, Profile
@@ -83,6 +84,23 @@ class Process:
     stdin: bytes = b""
     stdin_pos: int = 0
     fds: dict[int, OpenFile] = field(default_factory=dict)
+    pipe_chunk: int = 64  # the most one read of stdin returns: what the writer put in the pipe
+    input_marks: list[int] = field(default_factory=list)  # where recent stdin pieces start
+
+    def as_content(self, data: bytes) -> Content:
+        """Written `data` as file content: a run over standard input where it is a piece of
+        it (a copy loop writes what it read, or after a short write the rest of it), so a
+        copied message shares the message's runs (model.content); else a run of its own."""
+        for start in reversed(self.input_marks):
+            if data and self.stdin.startswith(data, start):
+                end = start + len(data)
+                if end not in self.input_marks:
+                    self.mark_input(end)
+                return Content.slice_of(self.stdin, start, end)
+        return Content.of(data)
+
+    def mark_input(self, at: int) -> None:
+        self.input_marks = [*self.input_marks[-3:], at]
 
     def new_fd(self, handle: OpenFile) -> int:
         fd = 3
@@ -109,7 +127,6 @@ class Kernel:
     fs: FileSystem
     profile: Profile
     clock_us: int = 1_700_000_000 * 1_000_000
-    input_chunk: int = 64
     _entropy: int = 0
     wb_errors: dict[int, tuple[int, int]] = field(default_factory=dict)  # ino -> (seq, errno)
 
@@ -176,7 +193,7 @@ class Kernel:
         fs = self.fs
         fs.version += 1
         fs.pending = [op for op in fs.pending if not (isinstance(op, DataOp) and op.ino == ino)]
-        fs.inodes[ino].data = bytearray(fs.durable_data.get(ino, b""))
+        fs.inodes[ino].data = fs.durable_data.get(ino, EMPTY)
 
     def _perform(self, proc: Process, request: Syscall[Any], entropy: int) -> object:
         self._entropy = entropy
@@ -217,12 +234,13 @@ class Kernel:
             data = self.fs.inodes[handle.ino].data
             at = len(data) if OpenFlag.APPEND in handle.flags else req.at
             if req.data:
-                self.fs.write(handle.ino, at, req.data, self.clock_us, handle.path)
+                self.fs.write(handle.ino, at, proc.as_content(req.data), self.clock_us, handle.path)
             return len(req.data)
         if OpenFlag.APPEND in handle.flags and req.data:  # Linux: a write of 0 bytes returns
             handle.offset = len(self.fs.inodes[handle.ino].data)  # before it moves the offset
         if req.data:
-            self.fs.write(handle.ino, handle.offset, req.data, self.clock_us, handle.path)
+            content = proc.as_content(req.data)
+            self.fs.write(handle.ino, handle.offset, content, self.clock_us, handle.path)
         handle.offset += len(req.data)
         return len(req.data)
 
@@ -233,7 +251,7 @@ class Kernel:
             raise oserror(errno.EBADF)
         if node.kind is FileKind.DIRECTORY:
             raise oserror(errno.EISDIR)
-        chunk = bytes(node.data[handle.offset : handle.offset + req.size])
+        chunk = node.data.read(handle.offset, handle.offset + req.size)
         handle.offset += len(chunk)
         node.atime_us = self.clock_us
         return chunk
@@ -300,10 +318,12 @@ class Kernel:
 
     def _stdin(self, proc: Process, req: ReadInput, cut: int | None = None) -> bytes:
         """`cut` given: a short read (X12), 1 byte to one less than a whole read gets."""
-        size = max(0, min(req.size, self.input_chunk, len(proc.stdin) - proc.stdin_pos))
+        size = max(0, min(req.size, proc.pipe_chunk, len(proc.stdin) - proc.stdin_pos))
         if cut is not None and size > 1:
             size = short_count(size, cut)
         chunk = proc.stdin[proc.stdin_pos : proc.stdin_pos + size]
+        if chunk:
+            proc.mark_input(proc.stdin_pos)
         proc.stdin_pos += len(chunk)
         return chunk
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from maildircheck.model import persistence
+from maildircheck.model.content import Content
 from maildircheck.model.faults import LOST_REPLY, SOFT_TIMEOUT, Fault
 from maildircheck.model.fs import oserror
 from maildircheck.model.kernel import Kernel, OpenFile, Process
@@ -95,7 +96,7 @@ class Pending:
     """A write the client holds: in its page cache, or sent UNSTABLE and not committed."""
 
     offset: int
-    data: bytes
+    data: Content
     path: str
 
 
@@ -112,14 +113,12 @@ class NfsClientKernel(Kernel):
     deferred: dict[int, int] = field(default_factory=dict)  # ino -> errno due at close/fsync
 
     # --- what this host sees ----------------------------------------------------------------
-    def view(self, ino: int) -> bytes:
+    def view(self, ino: int) -> Content:
         """The file as this host sees it: the server's data with its own dirty pages."""
-        data = bytearray(self.fs.inodes[ino].data)
+        data = self.fs.inodes[ino].data
         for w in self.dirty.get(ino, []):
-            if len(data) < w.offset:
-                data.extend(bytes(w.offset - len(data)))
-            data[w.offset : w.offset + len(w.data)] = w.data
-        return bytes(data)
+            data = data.write(w.offset, w.data)
+        return data
 
     def _attributes(self, ino: int, revalidate: bool = False) -> StatResult:
         cached = self.attrs.get(ino)
@@ -217,7 +216,8 @@ class NfsClientKernel(Kernel):
         if appending:
             at = len(self.view(handle.ino))
         if req.data:
-            self.dirty.setdefault(handle.ino, []).append(Pending(at, req.data, handle.path))
+            written = Pending(at, proc.as_content(req.data), handle.path)
+            self.dirty.setdefault(handle.ino, []).append(written)
             self.fs.inodes[handle.ino].mtime_us = self.clock_us
         if req.at is None:
             handle.offset = at + len(req.data)
@@ -227,7 +227,7 @@ class NfsClientKernel(Kernel):
         handle = proc.handle(req.fd)
         if handle.ino in self.dirty:
             data = self.view(handle.ino)
-            chunk = data[handle.offset : handle.offset + req.size]
+            chunk = data.read(handle.offset, handle.offset + req.size)
             handle.offset += len(chunk)
             return chunk
         return super()._read(proc, req)

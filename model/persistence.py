@@ -24,6 +24,7 @@ import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
+from maildircheck.model.content import EMPTY, Content
 from maildircheck.model.fs import DataOp, FileSystem, MetaOp, PendingOp, apply_data, apply_to
 
 STALE_PATTERN = b"<stale block of a deleted file>"
@@ -218,7 +219,10 @@ def writeback_failed(fs: FileSystem, ino: int, why: str) -> None:
     fs.version += 1
     fs.pending = [
         replace(
-            op, data=bytes(len(op.data)), failed=True, label=f"{op.label}: writeback failed ({why})"
+            op,
+            data=Content.zeros(len(op.data)),
+            failed=True,
+            label=f"{op.label}: writeback failed ({why})",
         )
         if isinstance(op, DataOp) and op.ino == ino and op.truncate_to is None and not op.failed
         else op
@@ -240,8 +244,10 @@ def _halves(op: PendingOp, dir_ino: int) -> list[PendingOp]:
     rest = tuple(ch for ch in op.changes if ch.dir_ino != dir_ino)
     if not inside or not rest or any(ch.ino is None for ch in inside):
         return [op]
-    return [MetaOp(inside, f"{op.label} (its new entry)"),
-            MetaOp(rest, f"{op.label} (the removal of its old entry)")]
+    return [
+        MetaOp(inside, f"{op.label} (its new entry)"),
+        MetaOp(rest, f"{op.label} (the removal of its old entry)"),
+    ]
 
 
 def sync_all(fs: FileSystem, profile: Profile) -> None:
@@ -291,7 +297,7 @@ def fates(fs: FileSystem, profile: Profile, choice: CrashChoice) -> list[Fate]:
 
 def crash_view(
     fs: FileSystem, profile: Profile, choice: CrashChoice
-) -> tuple[dict[int, dict[str, int]], dict[int, bytes]]:
+) -> tuple[dict[int, dict[str, int]], dict[int, Content]]:
     """The entries and file contents a power loss with `choice` leaves."""
     entries = {d: dict(e) for d, e in fs.durable_entries.items()}
     data = dict(fs.durable_data)
@@ -307,13 +313,15 @@ def crash_view(
             continue
         written = op.data
         if fate is Fate.ZERO:
-            written = bytes(len(op.data))
+            written = Content.zeros(len(op.data))
         elif fate is Fate.STALE:
-            written = (STALE_PATTERN * (len(op.data) // len(STALE_PATTERN) + 1))[: len(op.data)]
-        old = data.get(op.ino, b"")
+            written = Content.repeat(STALE_PATTERN, len(op.data))
+        old = data.get(op.ino, EMPTY)
         grown = apply_data(old, op, written)
         # F9: a failed write at most grew the file; the bytes already on disk stay
-        data[op.ino] = old + grown[len(old) :] if op.failed else grown
+        data[op.ino] = (
+            old.write(len(old), grown.slice(len(old), len(grown))) if op.failed else grown
+        )
     return entries, data
 
 
@@ -322,7 +330,7 @@ def power_loss(fs: FileSystem, profile: Profile, choice: CrashChoice) -> None:
     entries, data = crash_view(fs, profile, choice)
     fs.aborted = False  # mounted again: the journal is recovered (F9, READ_ONLY)
     for ino, node in fs.inodes.items():
-        node.data = bytearray(data.get(ino, b""))
+        node.data = data.get(ino, EMPTY)
     fs.entries = {d: dict(entries.get(d, {})) for d in fs.entries}
     for d, e in entries.items():
         fs.entries.setdefault(d, dict(e))
@@ -393,7 +401,7 @@ def find_crash_state(
     fs: FileSystem,
     profile: Profile,
     dirs: tuple[int, ...],
-    bad: Callable[[dict[int, dict[str, int]], dict[int, bytes]], str | None],
+    bad: Callable[[dict[int, dict[str, int]], dict[int, Content]], str | None],
 ) -> tuple[CrashChoice, str] | None:
     """A crash state in which `bad` (which looks only at `dirs`) reports a problem, or None.
 
@@ -430,7 +438,7 @@ def guaranteed_in(
     fs: FileSystem,
     profile: Profile,
     dirs: tuple[int, ...],
-    content: bytes,
+    content: Content,
     among: set[int] | None = None,
 ) -> bool:
     """True when every crash state keeps a file with exactly `content` in one of `dirs`.
@@ -476,7 +484,7 @@ def guaranteed_in(
         )
     for subset in subsets:
         entries = {d: dict(fs.durable_entries.get(d, {})) for d in dirs}
-        scratch: dict[int, bytes] = {}
+        scratch: dict[int, Content] = {}
         for op in subset:
             apply_to(entries, scratch, op)
         if not any(i in candidates for d in dirs for i in entries.get(d, {}).values()):

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from maildircheck.model.content import EMPTY, Content, Messages
 from maildircheck.model.fs import FileSystem
 from maildircheck.model.outcome import Delivered, Outcome, PermanentFailure, TemporaryFailure
 from maildircheck.model.persistence import (
@@ -102,7 +103,7 @@ PROPERTIES["L1"] = PropertyInfo(
 )
 
 
-Bad = Callable[[Mapping[int, Mapping[str, int]], Mapping[int, bytes]], "str | None"]
+Bad = Callable[[Mapping[int, Mapping[str, int]], Mapping[int, Content]], "str | None"]
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,7 @@ class DeliveryRecord:
 
     label: str
     message: str
-    content: bytes
+    content: Content
     outcome: Outcome | None = None
     ended: str | None = None  # "killed" or "power loss" when it died without reporting
     refused_unlinks: set[str] = field(default_factory=set)  # paths whose unlink failed
@@ -150,47 +151,51 @@ class DeliveryRecord:
     since_fault: int = 0  # its syscalls since the last of them (or since it started)
 
 
-def describe_content(content: bytes, messages: Mapping[bytes, str]) -> str:
+def describe_content(content: Content, messages: Messages) -> str:
     """Say what a file holds, relative to the messages being delivered."""
-    if content in messages:
-        return f"{messages[content]} (complete)"
+    mid = messages.get(content)
+    if mid is not None:
+        return f"{mid} (complete)"
     if not content:
         return "nothing (0 bytes)"
-    if STALE_PATTERN[:8] in content:
+    if STALE_PATTERN[:8] in bytes(content):
         return f"{len(content)} bytes including stale blocks of another file"
-    for full, mid in messages.items():
-        if full.startswith(content):
+    for mid, full in messages.by_id.items():
+        if len(full) > len(content) and full.slice(0, len(content)) == content:
             return f"the first {len(content)} of {len(full)} bytes of {mid}"
-    if not content.strip(b"\0"):
+    if content == Content.zeros(len(content)):
         return f"{len(content)} zero bytes"
-    for full, mid in messages.items():
+    for mid, full in messages.by_id.items():
         if len(full) == len(content):
-            diff = sum(a != b for a, b in zip(full, content, strict=True))
-            return f"{mid} with {diff} of {len(full)} bytes altered"
+            return f"{mid} with {bytes_differing(full, content)} of {len(full)} bytes altered"
     return f"{len(content)} bytes that are no message"
+
+
+def bytes_differing(a: Content, b: Content) -> int:
+    """How many bytes two contents of one size differ in."""
+    xor = int.from_bytes(bytes(a), "big") ^ int.from_bytes(bytes(b), "big")
+    return len(a) - xor.to_bytes(len(a), "big").count(0)
 
 
 def _bad_entry(
     entries: Mapping[int, Mapping[str, int]],
-    data: Mapping[int, bytes],
+    data: Mapping[int, Content],
     layout: Layout,
-    messages: Mapping[bytes, str],
+    messages: Messages,
 ) -> str | None:
     for d in layout.visible:
         for name, ino in sorted(entries.get(d, {}).items()):
-            content = data.get(ino, b"")
+            content = data.get(ino, EMPTY)
             if content not in messages:
                 return f"{layout.dirname(d)}/{name} holds {describe_content(content, messages)}"
     return None
 
 
 def check_visible(
-    fs: FileSystem, layout: Layout, messages: Mapping[bytes, str], view: str = "live view"
+    fs: FileSystem, layout: Layout, messages: Messages, view: str = "live view"
 ) -> Violation | None:
     """P1 in the live view (on NFS: the server's, which every other host reads)."""
-    data = {
-        ino: bytes(fs.inodes[ino].data) for d in layout.visible for ino in fs.entries[d].values()
-    }
+    data = {ino: fs.inodes[ino].data for d in layout.visible for ino in fs.entries[d].values()}
     why = _bad_entry(fs.entries, data, layout, messages)
     return Violation("P1", f"{view}: {why}") if why else None
 
@@ -199,7 +204,7 @@ def check_crash_states(
     fs: FileSystem,
     profile: Profile,
     layout: Layout,
-    messages: Mapping[bytes, str],
+    messages: Messages,
     crash: str = "a power loss",
 ) -> Violation | None:
     """P1 in every state a power loss (on NFS: a server crash) could leave now."""
@@ -247,10 +252,10 @@ def check_durable_success(
     return None
 
 
-def _absent(layout: Layout, content: bytes) -> Bad:
+def _absent(layout: Layout, content: Content) -> Bad:
     """A crash-state test: no entry of new/ or cur/ holds exactly `content`."""
 
-    def test(entries: Mapping[int, Mapping[str, int]], data: Mapping[int, bytes]) -> str | None:
+    def test(entries: Mapping[int, Mapping[str, int]], data: Mapping[int, Content]) -> str | None:
         for d in layout.visible:
             if any(data.get(i) == content for i in entries.get(d, {}).values()):
                 return None
@@ -274,7 +279,7 @@ def check_clobber(
     layout: Layout,
     actor: str,
     is_reader: bool,
-    messages: Mapping[bytes, str],
+    messages: Messages,
 ) -> Violation | None:
     """P3: did `actor`'s last step remove or replace a message it did not create?"""
     if is_reader:
@@ -288,7 +293,7 @@ def check_clobber(
             )
     for ino, where in after.items():
         node = fs.inodes[ino]
-        if ino in before and node.creator != actor and bytes(node.data) not in messages:
+        if ino in before and node.creator != actor and node.data not in messages:
             return Violation("P3", f"{actor} overwrote {where}, created by {node.creator}")
     return None
 
@@ -309,7 +314,7 @@ def check_unique_names(records: Iterable[DeliveryRecord]) -> Violation | None:
 
 
 def check_honest_failure(
-    fs: FileSystem, layout: Layout, rec: DeliveryRecord, messages: Mapping[bytes, str]
+    fs: FileSystem, layout: Layout, rec: DeliveryRecord, messages: Messages
 ) -> Violation | None:
     """P4 at the moment `rec` reports a failure; P5 for its class."""
     if rec.outcome is None or isinstance(rec.outcome, Delivered):
@@ -321,11 +326,11 @@ def check_honest_failure(
     for d in layout.visible:
         for name, ino in sorted(fs.entries[d].items()):
             node = fs.inodes[ino]
-            if node.creator == rec.label and bytes(node.data) not in messages:
+            if node.creator == rec.label and node.data not in messages:
                 return Violation(
                     "P4",
                     f"{rec.label} reported failure but left {layout.dirname(d)}/{name} "
-                    f"holding {describe_content(bytes(node.data), messages)}",
+                    f"holding {describe_content(node.data, messages)}",
                 )
     if isinstance(rec.outcome, PermanentFailure):
         return Violation(
@@ -336,13 +341,11 @@ def check_honest_failure(
     return None
 
 
-def find_duplicates(
-    fs: FileSystem, layout: Layout, messages: Mapping[bytes, str]
-) -> Violation | None:
+def find_duplicates(fs: FileSystem, layout: Layout, messages: Messages) -> Violation | None:
     """P6: one message under two names in new/ and cur/."""
     where: dict[str, list[str]] = {}
     for ino, path in sorted(visible_messages(fs, layout).items()):
-        mid = messages.get(bytes(fs.inodes[ino].data))
+        mid = messages.get(fs.inodes[ino].data)
         if mid is not None:
             where.setdefault(mid, []).append(path)
     for mid, paths in sorted(where.items()):
@@ -371,7 +374,7 @@ def check_deferral(fs: FileSystem, layout: Layout, rec: DeliveryRecord) -> Viola
     progress (its retry can only duplicate it, which is P6's to judge)."""
     if isinstance(rec.outcome, TemporaryFailure) and rec.faults == 0:
         live = visible_messages(fs, layout)
-        if any(bytes(fs.inodes[ino].data) == rec.content for ino in live):
+        if any(fs.inodes[ino].data == rec.content for ino in live):
             return None
         return Violation(
             "P7",

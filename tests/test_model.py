@@ -164,7 +164,7 @@ def test_s5_journaled_data_survives_with_the_metadata_after_it() -> None:
     for choice in persistence.crash_choices(fs, profile):
         entries, data = persistence.crash_view(fs, profile, choice)
         if "a" in entries[fs.lookup("/m/new")]:
-            seen.add(data[ino])
+            seen.add(bytes(data[ino]))
     assert seen == {FULL, FULL + b"tail", FULL + b"tailmore"}
     assert all(
         Fate.ZERO not in persistence.fates(fs, profile, c)
@@ -408,7 +408,10 @@ def test_p7_budget_and_deferral() -> None:
     from maildircheck.model.properties import check_deferral, check_progress
 
     host = Host(ENVIRONMENTS["ext4-ordered"])
-    m1, m3 = correct_syscalls("ext4-ordered", "m1"), correct_syscalls("ext4-ordered", "m3")
+    from maildircheck.harness.host import MESSAGES as FIXED
+
+    m1 = correct_syscalls("ext4-ordered", FIXED["m1"])
+    m3 = correct_syscalls("ext4-ordered", FIXED["m3"])
     assert 10 < m1 < m3  # the check, the name, the copy, fsync, close, link, fsync new/
     assert host.progress_budget("m1") == PROGRESS_FACTOR * m1
     _, rec = host.spawn_delivery("D1", 100, "m1")

@@ -16,6 +16,8 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from maildircheck.model import content as model_content
+
 SUBDIRS = ("tmp", "new", "cur")
 
 
@@ -53,7 +55,10 @@ class Entry:
         if not isinstance(other, Entry):
             return NotImplemented
         return (self.subdir, self.name, self.content.value) < (
-            other.subdir, other.name, other.content.value)
+            other.subdir,
+            other.name,
+            other.content.value,
+        )
 
 
 Outcome = frozenset[Entry]
@@ -80,12 +85,14 @@ def read_maildir(maildir: str, messages: Iterable[bytes]) -> Outcome:
 
 
 def from_view(
-    dirs: Mapping[str, Mapping[str, int]], data: Mapping[int, bytes], messages: Iterable[bytes]
+    dirs: Mapping[str, Mapping[str, int]],
+    data: Mapping[int, model_content.Content],
+    messages: Iterable[bytes],
 ) -> Outcome:
     """The outcome of a model crash view: `dirs` maps tmp/new/cur to their entries."""
     messages = tuple(messages)
     return frozenset(
-        Entry(sub, name, classify(data.get(ino, b""), messages))
+        Entry(sub, name, classify(bytes(data.get(ino, model_content.EMPTY)), messages))
         for sub, entries in dirs.items()
         for name, ino in entries.items()
     )

@@ -22,6 +22,7 @@ from typing import Any
 from maildircheck.harness.host import ROOT, Host, short, show
 from maildircheck.harness.timeline import Timeline
 from maildircheck.harness.trace.translator import Dup, Event, Fork, Seek, Step, Unmodeled
+from maildircheck.model.content import Content, Messages
 from maildircheck.model.environments import ENVIRONMENTS
 from maildircheck.model.kernel import Kernel, Process
 from maildircheck.model.outcome import Delivered, Outcome, PermanentFailure, TemporaryFailure
@@ -174,7 +175,7 @@ def replay(
     file already in new/ or cur/ is an earlier message the agent must leave alone (P3);
     `outcome`: what the exit status reported."""
     host = Host(ENVIRONMENTS[env], crashes)
-    host.messages = {content: "the message"}
+    host.messages = Messages({"the message": Content.of(content)})
     for rel, data in sorted(initial.items()):
         path = f"{ROOT}/{rel}"
         if data is None:
@@ -184,9 +185,9 @@ def replay(
         ino = host.fs.create(path, 0o600, 0, "earlier")
         host.fs.write(ino, 0, data, 0)
         if rel.split("/", 1)[0] in ("new", "cur"):
-            host.messages.setdefault(data, SEEDED)
+            host.messages.add(SEEDED, Content.of(data))
     host.fs.make_all_durable()
-    record = DeliveryRecord(LABEL, "the message", content)
+    record = DeliveryRecord(LABEL, "the message", Content.of(content))
     host.records.append(record)
     kernel = host.kernels[next(iter(host.kernels))]
     result = ReplayResult(env)
