@@ -35,10 +35,19 @@ from maildircheck.impl.catalogue import (
     b15_short_write_ignored,
     b16_same_name_forever,
     b17_always_defer,
+    b19_no_random_name,
 )
 from maildircheck.model.environments import ENVIRONMENTS, LOCAL
 from maildircheck.model.environments import NFS as NFS_ENVIRONMENTS
-from maildircheck.model.faults import EIO, ENOSPC, LOST_REPLY, POWER_LOSS, SHORT_WRITE, Fault
+from maildircheck.model.faults import (
+    EIO,
+    ENOSPC,
+    LOST_REPLY,
+    POWER_LOSS,
+    REBOOT,
+    SHORT_WRITE,
+    Fault,
+)
 from maildircheck.model.outcome import Strategy
 from maildircheck.model.persistence import FailedFsync
 
@@ -53,7 +62,7 @@ class StrategyInfo:
 
     name: str
     function: Strategy
-    bug_class: str | None  # "B1".."B15"; None for the correct algorithm and user files
+    bug_class: str | None  # "B1".."B19"; None for the correct algorithm and user files
     summary: str  # one line: the first line of the module's docstring
     source: str  # one line: the real agent, file/function and version it comes from
     expected: tuple[str, ...]  # property IDs (see PROPERTIES) it is expected to break
@@ -243,6 +252,15 @@ _ENTRIES = (
         ("P7",),
         ALL_PROFILES,
         (),
+    ),
+    _entry(
+        "no-random-name",
+        b19_no_random_name.deliver,
+        "B19",
+        "Dovecot maildir-filename.c seconds.M<usec>P<pid>.host, maildir-save.c rename",
+        ("P3",),
+        ALL_PROFILES + NFS,
+        (REBOOT,),
     ),
 )
 

@@ -65,6 +65,7 @@ NAMES = [
     "short-write-ignored",
     "same-name-forever",
     "always-defer",
+    "no-random-name",
 ]
 NEVER_DELIVERS = ("always-defer",)  # B17: its one flaw is to defer every message (P7)
 
