@@ -226,7 +226,7 @@ CLOCK_BACK = Fault(
 REBOOT = Fault(
     "reboot",
     "the host restarts cleanly with no clock kept: it comes back at the time it last booted "
-    "at (no RTC, a saved clock file, a VM snapshot) and gives out the same pids again",
+    "at (no RTC, a VM snapshot) and gives out the same pids again",
     "X14",
     Family.CLASH,
     defeats=("seconds", "microseconds", "pid", "counter"),
