@@ -44,6 +44,7 @@ NFS_ROWS = (
     ("pid-only-name", "nfs3-sync", ()),
     ("stale-nlink", "nfs3-sync", ()),
     ("short-write-ignored", "nfs3-sync", ("short-write",)),
+    ("no-random-name", "nfs3-sync", ("cloned-hostnames",)),  # B19 under X15 (issue 11)
 )
 
 

@@ -21,7 +21,7 @@ from maildircheck.model import persistence
 from maildircheck.model.content import Content, Messages
 from maildircheck.model.environments import ENVIRONMENTS, Environment
 from maildircheck.model.fs import DataOp, FileSystem
-from maildircheck.model.kernel import Kernel, Process
+from maildircheck.model.kernel import BOOT_US, Kernel, Process
 from maildircheck.model.lifecycle import FORBIDDEN, Facts, Stage, stage_of, transition
 from maildircheck.model.nfs import NfsClientKernel
 from maildircheck.model.outcome import Delivered, DeliveryRequest, Strategy
@@ -121,6 +121,7 @@ class Host:
 
     env: Environment
     crashes: bool = True
+    cloned: bool = False  # X15: every NFS client answers the first one's host name
 
     def __post_init__(self) -> None:
         self.nfs = self.env.is_nfs
@@ -139,6 +140,9 @@ class Host:
             if mount is not None
             else {HOST: Kernel(self.fs, self.profile)}
         )
+        if self.cloned:
+            for kernel in self.kernels.values():
+                kernel.hostname = NFS_HOSTS[0]
         self.layout = Layout.of(self.fs, ROOT)
         self.use_messages(FIXED)
         self.pipes: dict[str, int] = {}  # each delivery's pipe chunk (label -> bytes)
@@ -192,6 +196,23 @@ class Host:
     def advance_clock(self, us: int) -> None:
         for kernel in self.kernels.values():
             kernel.clock_us += us
+
+    def clock_back(self, name: str, us: int) -> None:
+        """X13: the clock of host `name` steps back by `us` microseconds."""
+        self.kernels[name].clock_us -= us
+
+    def reboot(self, name: str) -> None:
+        """X14: host `name` shuts down cleanly - everything written is made stable, an NFS
+        client writes back and commits its dirty pages and then has empty caches - and
+        comes back with its clock at its boot time (the caller ends its processes)."""
+        kernel = self.kernels[name]
+        if isinstance(kernel, NfsClientKernel):
+            for ino in sorted({*kernel.dirty, *kernel.unstable}):
+                kernel.commit(ino)
+            kernel.crash()
+        else:
+            persistence.sync_all(self.fs, self.profile)
+        kernel.clock_us = BOOT_US
 
     def key(self) -> tuple[int, int, int, int]:
         """Changes whenever a property's answer could: the file system, a report, a

@@ -4,7 +4,8 @@ One machine = one mail host: a model file system under a persistence profile, th
 delivering processes (each the strategy's generator on the model kernel), a reader and a
 tmp/ cleaner, a simulated clock. Rules start deliveries (the MTA, including retries after a
 failure), advance one process a few syscalls at a time (injecting a reply fault at most
-once per rule), kill a process, send it SIGTERM, cut the power, move the clock. After every
+once per rule), kill a process, send it SIGTERM, cut the power, move the clock (and, with
+the clash sources X13-X16, step it back or reboot the host). After every
 syscall the properties are checked (model.properties) and each delivery's step is mapped
 onto the lifecycle table (model.lifecycle); each delivery counts its syscalls since the
 last fault that hit it (an injected reply, SIGTERM, a clock jump, a server crash) for P7.
@@ -31,10 +32,14 @@ from maildircheck.harness.messages import mail as drawn_mail
 from maildircheck.harness.timeline import Timeline
 from maildircheck.model.faults import (
     CLIENT_CRASH,
+    CLOCK_BACK,
+    CLONED_HOSTNAMES,
     FAULT_KINDS,
     FAULTS,
     KILL,
+    PID_NAMESPACES,
     POWER_LOSS,
+    REBOOT,
     SERVER_CRASH,
     SIGTERM,
     Family,
@@ -51,6 +56,7 @@ from maildircheck.model.syscalls import Interrupted, Syscall, Unlink
 PID_POOL = (100, 101, 102)
 MAX_DELIVERIES = 2
 CLOCK_JUMPS = (1_000_000, 2_000_000, 25 * 3600 * 1_000_000, 37 * 3600 * 1_000_000)
+CLOCK_STEPS_BACK = (1_000_000, 3600 * 1_000_000)  # X13: besides 1-64 us, 1 s and 1 h
 
 
 class PropertyViolated(AssertionError):
@@ -96,13 +102,15 @@ class DeliveryMachine(RuleBasedStateMachine):
         self.log = RunLog() if log is None else log
         self.strategy: Strategy = self.check.info.function
         crashes = bool(storage_crashes(self.check.faults))
-        self.host = Host(self.check.env, crashes)
+        self.host = Host(self.check.env, crashes, cloned=CLONED_HOSTNAMES in self.check.faults)
         self.host.use_messages({}, MESSAGE_IDS)  # drawn, each at its first delivery
         self.shapes: dict[str, Shape] = {}
         self.timeline = Timeline()
         self.actors: list[Actor] = []
         self.reader_memory: set[str] = set()
         self.count = 0
+        self.boots: dict[str, tuple[list[int], list[int]]] = {}  # X14: host -> pids given
+        # out since the boot before the last one, and since the last one
         self.last_key: tuple[int, int, int, int] | None = None
         self.log.examples += 1
 
@@ -136,17 +144,24 @@ class DeliveryMachine(RuleBasedStateMachine):
         hosts = list(self.host.kernels)
         on_host = hosts[on % len(hosts)]
         used = {a.proc.pid for a in self.actors if a.proc.host == on_host}  # pids are per host
+        if PID_NAMESPACES in self.check.faults:  # X16: ... and per namespace, one per agent
+            used = set()
         free = [p for p in PID_POOL if p not in used]
         message = waiting[which % len(waiting)]
         self.count += 1
         label = f"D{self.count}"
+        before, since = self.boots.setdefault(on_host, ([], []))
+        chosen = free[pid % len(free)]
+        if len(since) < len(before) and before[len(since)] in free:
+            chosen = before[len(since)]  # X14: a booted host gives out its pids in order again
+        since.append(chosen)
         shape, pipe = mail
         if message not in self.host.mail:
             self.host.add_message(message, build(message, shape))
             self.shapes[message] = shape
         data = self.host.mail[message]
         chunk = pipe_chunk(pipe, len(data))
-        proc, record = self.host.spawn_delivery(label, free[pid % len(free)], message, on, chunk)
+        proc, record = self.host.spawn_delivery(label, chosen, message, on, chunk)
         gen = start(self.strategy, DeliveryRequest(ROOT))
         actor = Actor(label, "deliver", proc, gen, None, record, entropy=entropy)
         self.actors.append(actor)
@@ -194,6 +209,27 @@ class DeliveryMachine(RuleBasedStateMachine):
         self.host.advance_clock(jump)
         self.timeline.event("clock", f"time passes: {jump / 3_600_000_000:g} h")
         self._hit_running()  # the 24-hour timer (A7) and the tmp/ cleaner (E2) may now act
+
+    def clock_back(self, step: int, which: int) -> None:
+        """X13: one host's clock steps back by `step` microseconds."""
+        name = list(self.host.kernels)[which % len(self.host.kernels)]
+        self.host.clock_back(name, step)
+        lane = f"{'ab'[list(self.host.kernels).index(name)]}:" if self.host.nfs else "clock"
+        shown = f"{step} us" if step < 1_000_000 else f"{step / 1_000_000:g} s"
+        self.timeline.event(lane, f"the clock steps back {shown}")
+
+    def reboot(self, which: int) -> None:
+        """X14: a host restarts cleanly; its processes are gone, its clock is back at its
+        boot time and its pids are given out again."""
+        name = list(self.host.kernels)[which % len(self.host.kernels)]
+        self.host.reboot(name)
+        self.boots[name] = (self.boots.get(name, ([], []))[1], [])
+        lane = f"{'ab'[list(self.host.kernels).index(name)]}:" if self.host.nfs else "host"
+        self.timeline.event(lane, "REBOOT - back at the boot time, pids start again")
+        for actor in list(self.actors):
+            if actor.proc.host == name:
+                self._end(actor, None, "died in the reboot")
+        self._check(None)
 
     def _hit(self, record: DeliveryRecord) -> None:
         """P7: a fault hit this delivery attempt; its syscall budget starts again."""
@@ -384,6 +420,7 @@ def machine_for(check: Check) -> type[DeliveryMachine]:
     mails = drawn_mail()
     if check.message_size is not None:  # fixed: plain messages, a full pipe
         mails = st.just((Shape(check.message_size), PIPE_CHUNKS[-1]))
+    hosts = st.integers(0, 1) if env.is_nfs else st.just(0)  # which host: only NFS has two
     ns: dict[str, Any] = {
         "check": check,
         "r_start": precondition(M.can_start)(
@@ -394,8 +431,7 @@ def machine_for(check: Check) -> type[DeliveryMachine]:
                 entropy=st.integers(0, 3),
                 fault=fault_draw,
                 mail=mails,
-                # which host runs it: only NFS has two
-                on=st.integers(0, 1) if env.is_nfs else st.just(0),
+                on=hosts,
                 cut=cuts,
             )(M.start_delivery)
         ),
@@ -424,4 +460,9 @@ def machine_for(check: Check) -> type[DeliveryMachine]:
         ns["r_server"] = crash_rule(M.server_crash)
     if CLIENT_CRASH in faults:
         ns["r_client"] = rule(which=st.integers(0, 1))(M.client_crash)
+    if CLOCK_BACK in faults:
+        steps = st.one_of(st.integers(1, 64), st.sampled_from(CLOCK_STEPS_BACK))
+        ns["r_clock_back"] = rule(step=steps, which=hosts)(M.clock_back)
+    if REBOOT in faults:
+        ns["r_reboot"] = rule(which=hosts)(M.reboot)
     return type("Rules", (DeliveryMachine,), ns)

@@ -36,10 +36,19 @@ from maildircheck.impl.catalogue import (
     b16_same_name_forever,
     b17_always_defer,
     b18_large_unsynced,
+    b19_no_random_name,
 )
 from maildircheck.model.environments import ENVIRONMENTS, LOCAL
 from maildircheck.model.environments import NFS as NFS_ENVIRONMENTS
-from maildircheck.model.faults import EIO, ENOSPC, LOST_REPLY, POWER_LOSS, SHORT_WRITE, Fault
+from maildircheck.model.faults import (
+    EIO,
+    ENOSPC,
+    LOST_REPLY,
+    POWER_LOSS,
+    REBOOT,
+    SHORT_WRITE,
+    Fault,
+)
 from maildircheck.model.outcome import Strategy
 from maildircheck.model.persistence import FailedFsync
 
@@ -54,7 +63,7 @@ class StrategyInfo:
 
     name: str
     function: Strategy
-    bug_class: str | None  # "B1".."B15"; None for the correct algorithm and user files
+    bug_class: str | None  # "B1".."B19"; None for the correct algorithm and user files
     summary: str  # one line: the first line of the module's docstring
     source: str  # one line: the real agent, file/function and version it comes from
     expected: tuple[str, ...]  # property IDs (see PROPERTIES) it is expected to break
@@ -253,6 +262,15 @@ _ENTRIES = (
         ("P1", "P2"),
         DATA_APART,
         (POWER_LOSS,),
+    ),
+    _entry(
+        "no-random-name",
+        b19_no_random_name.deliver,
+        "B19",
+        "Dovecot maildir-filename.c seconds.M<usec>P<pid>.host, maildir-save.c rename",
+        ("P3",),
+        ALL_PROFILES + NFS,
+        (REBOOT,),
     ),
 )
 

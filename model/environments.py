@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from maildircheck.model.faults import DEFAULT_FAULTS, FAULTS, Fault
+from maildircheck.model.faults import DEFAULT_FAULTS, FAULTS, Family, Fault
 from maildircheck.model.nfs import EXPORT_ASYNC, EXPORT_SYNC, Mount
 from maildircheck.model.persistence import PROFILES, Profile
 
@@ -59,8 +59,13 @@ class Environment:
     def threat(self) -> tuple[Fault, ...]:
         """The faults a matrix column is checked under: the default ones, and on NFS also
         what the network and the other hosts add (server and client crashes, lost
-        replies, soft time-outs)."""
-        extra = tuple(f for f in self.faults if not f.default) if self.is_nfs else ()
+        replies, soft time-outs). The clash sources (X13-X16) are not in it: they are
+        asked for by name, or with "all"."""
+        extra = (
+            tuple(f for f in self.faults if not f.default and f.family is not Family.CLASH)
+            if self.is_nfs
+            else ()
+        )
         return DEFAULT_FAULTS + extra
 
 

@@ -1,6 +1,6 @@
 """Faults the checker can inject: each one value, with its family and where it applies.
 
-A `Fault` says what it does (specs/requirements.md, X1-X12), which family it belongs to, and
+A `Fault` says what it does (specs/requirements.md, X1-X16), which family it belongs to, and
 whether it exists only on NFS; `FAULTS` is the one table, and everything else (the
 environment table in `model.environments`, the checker's rules, the command line) reads
 these values instead of spelling names out. The families:
@@ -17,7 +17,15 @@ these values instead of spelling names out. The families:
     hazard) and `soft-timeout` (NFS only: a soft mount gives up on a call the server still
     performs); and the short transfers `short-write` (write(2) returns fewer bytes than
     asked, X11) and `short-read` (a read of standard input does, X12), whose count the
-    checker draws (`short_count`).
+    checker draws (`short_count`);
+  - `CLASH`: what real hosts do that makes two deliveries draw the same name parts
+    (X13-X16): the clock steps back (`clock-back`, a step of its own), the host reboots
+    with its clock back at its boot time and its pids starting again (`reboot`, a step
+    of its own), two NFS clients answer one host name (`cloned-hostnames`, NFS only) and
+    agents run in PID namespaces of their own (`pid-namespaces`); the last two hold for a
+    whole run once chosen. Each names the parts of a unique name it can make equal
+    (`defeats`, the fields of `impl.naming.NameParts`): a name that holds nothing else
+    repeats under it.
 """
 
 from __future__ import annotations
@@ -69,6 +77,7 @@ class Family(enum.Enum):
     STORAGE_CRASH = "storage crash"
     HOST_CRASH = "host crash"
     REPLY = "reply"
+    CLASH = "name clash"
 
 
 @dataclass(frozen=True, repr=False)
@@ -82,6 +91,7 @@ class Fault:
     errno: int | None = None
     targets: tuple[type[Syscall[Any]], ...] = ()
     short: bool = False  # a short transfer: the call moves fewer bytes than asked (X11, X12)
+    defeats: tuple[str, ...] = ()  # CLASH: the name parts (NameParts fields) it can repeat
 
     def __str__(self) -> str:
         return self.name
@@ -206,6 +216,39 @@ SHORT_READ = Fault(
     short=True,
 )
 
+CLOCK_BACK = Fault(
+    "clock-back",
+    "the clock steps back (an NTP step, date -s): readings it already gave come again",
+    "X13",
+    Family.CLASH,
+    defeats=("seconds", "microseconds"),
+)
+REBOOT = Fault(
+    "reboot",
+    "the host restarts cleanly with no clock kept: it comes back at the time it last booted "
+    "at (no RTC, a VM snapshot) and gives out the same pids again",
+    "X14",
+    Family.CLASH,
+    defeats=("seconds", "microseconds", "pid", "counter"),
+)
+CLONED_HOSTNAMES = Fault(
+    "cloned-hostnames",
+    "both NFS clients answer the same host name (a cloned machine image); each has its own "
+    "pids and clock (NFS environments only)",
+    "X15",
+    Family.CLASH,
+    nfs_only=True,
+    defeats=("seconds", "microseconds", "pid", "counter", "host"),
+)
+PID_NAMESPACES = Fault(
+    "pid-namespaces",
+    "every agent runs in a PID namespace of its own (containers sharing the Maildir and the "
+    "host name): deliveries running at once can have the same pid",
+    "X16",
+    Family.CLASH,
+    defeats=("pid", "counter"),
+)
+
 
 def short_count(asked: int, cut: int) -> int:
     """How many bytes a short transfer of `asked` (>= 2) bytes moves: 1 to asked - 1,
@@ -228,6 +271,10 @@ FAULTS: dict[str, Fault] = {
         SOFT_TIMEOUT,
         SHORT_WRITE,
         SHORT_READ,
+        CLOCK_BACK,
+        REBOOT,
+        CLONED_HOSTNAMES,
+        PID_NAMESPACES,
     )
 }
 DEFAULT_FAULTS = tuple(f for f in FAULTS.values() if f.default)

@@ -6,7 +6,10 @@ error sequence), and answers every
 request of `model.syscalls` with a reply value or an OSError, exactly like the OS driver.
 Nondeterminism comes in as arguments: the fault to inject, an `entropy` integer for
 getrandom, and a `cut` integer that sets how many bytes a short transfer moves (X11, X12).
-The clock moves one microsecond per request and otherwise only when told.
+The clock moves one microsecond per request and otherwise only when told: forward (a
+sleep, time passing) or back (a clock step, X13; a reboot brings it back to `BOOT_US`,
+X14). `hostname`, when set, is what gethostname answers every process of the machine -
+two NFS clients cloned from one image answer the same (X15).
 
 An errno injected into fsync/fdatasync is a failed writeback (F9), which does what the
 profile's `failed_fsync` says: DROPPED - the file's pending data is lost for good
@@ -122,12 +125,17 @@ RETRANSMIT_ERRNO: dict[type[Any], int] = {
 }
 
 
+BOOT_US = 1_700_000_000 * 1_000_000
+"""The clock when a machine starts, and again after a reboot that keeps no clock (X14)."""
+
+
 @dataclass
 class Kernel:
     fs: FileSystem
     profile: Profile
-    clock_us: int = 1_700_000_000 * 1_000_000
+    clock_us: int = BOOT_US
     _entropy: int = 0
+    hostname: str | None = None  # what gethostname answers; None: the process's host
     wb_errors: dict[int, tuple[int, int]] = field(default_factory=dict)  # ino -> (seq, errno)
 
     def execute(
@@ -308,7 +316,7 @@ class Kernel:
         return proc.pid
 
     def _host(self, proc: Process, req: GetHostname) -> str:
-        return proc.host
+        return proc.host if self.hostname is None else self.hostname
 
     def _random(self, proc: Process, req: GetRandom) -> int:
         return self._entropy % (1 << req.bits)

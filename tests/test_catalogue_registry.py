@@ -37,6 +37,7 @@ from maildircheck.model.properties import PROPERTIES
 from maildircheck.model.syscalls import (
     ClockReading,
     FileKind,
+    Fstat,
     GetTime,
     Lstat,
     ReadInput,
@@ -65,6 +66,8 @@ NAMES = [
     "short-write-ignored",
     "same-name-forever",
     "always-defer",
+    "large-mail-unsynced",
+    "no-random-name",
 ]
 NEVER_DELIVERS = ("always-defer",)  # B17: its one flaw is to defer every message (P7)
 
@@ -149,6 +152,8 @@ def _stub_reply(request: Syscall[object], late: bool, calls: list[str]) -> objec
         return StatResult(
             1, zlib.crc32(request.path.encode()), FileKind.REGULAR, 0o600, nlink, 4, 0, 0
         )
+    if isinstance(request, Fstat):  # the open file: the 4 bytes written
+        return StatResult(1, 3, FileKind.REGULAR, 0o600, 1, 4, 0, 0)
     if isinstance(request, Write):
         return len(request.data)
     answers: dict[str, object] = {"Open": 3, "GetPid": 42, "GetHostname": "h", "GetRandom": 7}

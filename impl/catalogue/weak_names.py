@@ -2,6 +2,8 @@
 
 `time_pid_host` is the qmail-era `seconds.pid.host`: with no microseconds, counter or random
 part, two deliveries that draw the same pid within one second get the same name.
+`time_usec_pid_host` is the modern `seconds.M<usec>P<pid>.host` of Dovecot and Courier,
+unique by the classic rules but not under the clash sources (X13-X16).
 """
 
 from __future__ import annotations
@@ -33,3 +35,20 @@ def time_pid(attempt: int) -> SyscallGen[str]:
     now = yield from call(GetTime())
     pid = yield from call(GetPid())
     return f"{now.seconds}.{pid}"
+
+
+def time_usec_pid_host(attempt: int) -> SyscallGen[str]:
+    """`seconds.M<usec>P<pid>.host`, the name of Dovecot's maildir_filename_generate
+    (maildir-filename.c) and of Courier's tmp/ files (maildircreate.c): no counter, no
+    random part.
+
+    One host never gives it twice while its clock only moves forward, pids are unique
+    among its running processes and no other host has its name; a clock that comes back
+    to readings it already gave - a step back (X13), a reboot with no clock kept (X14) -
+    or a second host of the same name (X15) repeats it. After a clash in tmp/ it takes
+    the time again, as Dovecot does (its next name is a later reading).
+    """
+    now = yield from call(GetTime())
+    pid = yield from call(GetPid())
+    host = yield from call(GetHostname())
+    return f"{now.seconds}.M{now.microseconds}P{pid}.{escape_host(host or 'localhost')}"
