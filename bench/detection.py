@@ -9,7 +9,9 @@ Prints one JSON document:
   - simulator: syscalls per second of the bare model (the correct delivery on the model
     kernel, no checks);
   - checker: syscalls per second of the full checker running the correct strategy (every
-    property checked after every syscall), under each profile.
+    property checked after every syscall), under each profile, with drawn messages (E6);
+  - checker_by_message_size: the same on ext4-ordered with every message 20 bytes and
+    with every message 1 MiB (through a full pipe), to show the cost is flat in size.
 
 Usage: python bench/detection.py [--seeds 20] [--only NAME] [--max-examples 1000]
 Targets: every flaw caught 20 of 20, median under 1 s on a 2-core machine (issue 2); every
@@ -27,7 +29,8 @@ import time
 from typing import Any
 
 from maildircheck.harness.check import Check
-from maildircheck.harness.host import MESSAGES, ROOT, Host
+from maildircheck.harness.host import ROOT, Host
+from maildircheck.harness.messages import MIB, PIPE_CHUNKS, SIZES
 from maildircheck.harness.verify import verify
 from maildircheck.impl.deliver import deliver
 from maildircheck.impl.strategies import CATALOGUE
@@ -108,6 +111,24 @@ def checker_rates(max_examples: int) -> dict[str, float]:
     return rates
 
 
+def rates_by_size(max_examples: int, sizes: tuple[int, ...] = (20, MIB)) -> dict[str, Any]:
+    """The checker's syscalls per second with every message of one size (ext4-ordered)."""
+    found: dict[str, Any] = {}
+    for size in sizes:
+        v = verify(
+            Check.of(
+                "correct", "ext4-ordered", max_examples=max_examples, seed=1, message_size=size
+            )
+        )
+        assert v.holds, v.violation
+        found[str(size)] = {
+            "syscalls": v.syscalls,
+            "seconds": round(v.seconds, 3),
+            "syscalls_per_second": round(v.syscalls / v.seconds),
+        }
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=20)
@@ -120,13 +141,15 @@ def main() -> None:
     ]
     result = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "message_sizes": {m: len(c) for m, c in MESSAGES.items()},
+        "message_sizes_drawn": list(SIZES),
+        "pipe_chunks_drawn": list(PIPE_CHUNKS),
         "detection": [detection(n, args.seeds, args.max_examples) for n in names],
         "nfs_detection": []
         if args.no_nfs or args.only
         else [detection(n, args.seeds, args.max_examples, e, f) for n, e, f in NFS_ROWS],
         "simulator_syscalls_per_second": round(simulator_rate()),
         "checker_syscalls_per_second_correct": checker_rates(200),
+        "checker_by_message_size": rates_by_size(200),
     }
     print(json.dumps(result, indent=2))
 

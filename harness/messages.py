@@ -63,7 +63,8 @@ class Shape:
             )
             if on
         ]
-        return f"{self.size} bytes" + (f" ({', '.join(traits)})" if traits else "")
+        size = f"{self.size} byte{'s' if self.size != 1 else ''}"
+        return size + (f" ({', '.join(traits)})" if traits else "")
 
 
 @functools.lru_cache(maxsize=32)  # one bytes object per message: shrinking reuses it

@@ -23,6 +23,7 @@ from maildircheck.impl.drivers import run_on_os
 from maildircheck.impl.strategies import resolve, strategy_info
 from maildircheck.model.lifecycle import mermaid
 from maildircheck.model.outcome import Delivered, DeliveryRequest
+from tests import doc_outputs
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -104,3 +105,19 @@ def test_relative_links_resolve() -> None:
             if "://" not in target and not (doc.parent / target).exists():
                 broken.append(f"{doc.relative_to(ROOT)} -> {target}")
     assert not broken, f"broken links: {broken}"
+
+
+QUOTING_DOCS = [DOCS / "counterexamples.md"]
+
+
+@pytest.mark.parametrize(
+    "quote", [q for doc in QUOTING_DOCS for q in doc_outputs.quotes(doc)], ids=lambda q: q.label
+)
+def test_quoted_output_is_what_its_command_prints(quote: doc_outputs.Quote) -> None:
+    """Every output a doc quotes is rerun, in a fresh process, and must match; regenerate
+    with `python tests/doc_outputs.py docs/counterexamples.md`."""
+    assert doc_outputs.masked(doc_outputs.run(quote)) == doc_outputs.masked(quote.output)
+
+
+def test_counterexamples_doc_quotes_every_example() -> None:
+    assert len(doc_outputs.quotes(DOCS / "counterexamples.md")) == 6
