@@ -37,6 +37,7 @@ class Check:
     seed: int | None = None  # None: the fixed derandomized search
     workers: int = 1  # processes sharing the budget (seeds seed..seed+workers-1)
     message_size: int | None = None  # every message this many plain bytes; None: drawn
+    shrink: bool = True  # False: the first violation found is the answer, not shrunk
 
     @classmethod
     def of(
@@ -51,6 +52,7 @@ class Check:
         strict_lifecycle: bool = False,
         workers: int = 1,
         message_size: int | None = None,
+        shrink: bool = True,
     ) -> Check:
         """The Check, validated: the strategy resolves, the environment exists, every fault
         is known and applies there ("all" keeps those that do), the numbers are positive.
@@ -74,7 +76,9 @@ class Check:
                 raise CheckError(f"{what} must be a positive integer, got {value}")
         wanted = {*ALWAYS, *[QUALITY] * quality, *[LIFECYCLE] * strict_lifecycle}
         checked = tuple(p for p in PROPERTIES if p in wanted)
-        return cls(strategy, where, chosen, checked, max_examples, seed, workers, message_size)
+        return cls(
+            strategy, where, chosen, checked, max_examples, seed, workers, message_size, shrink
+        )
 
     @property
     def info(self) -> StrategyInfo:
@@ -107,6 +111,8 @@ class Check:
             args += ["--workers", str(self.workers)]
         if self.message_size is not None:
             args += ["--message-size", str(self.message_size)]
+        if not self.shrink:
+            args.append("--no-shrink")
         return args
 
     def replay_command(self) -> str:

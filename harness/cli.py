@@ -8,7 +8,7 @@ demo; the human reports are `maildircheck.harness.report`'s, running a check is
     maildircheck verify --strategy NAME|path/to/file.py:function --env PROFILE
                         [--faults LIST] [--max-examples N] [--seed S] [--quality]
                         [--strict-lifecycle] [--workers N] [--message-size BYTES]
-                        [--json] [--[no-]progress]
+                        [--no-shrink] [--json] [--[no-]progress]
     maildircheck list [--json]
     maildircheck matrix [--strategies A,B] [--envs X,Y] [--max-examples N] [--seed S]
                         [--workers N] [--format md|json|html] [--output FILE]
@@ -162,6 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="deliver messages of exactly this size (default: sizes and contents drawn)",
     )
     check.add_argument(
+        "--no-shrink",
+        action="store_true",
+        help="report the first violation found, as found (faster; not the shortest run)",
+    )
+    check.add_argument(
         "--workers",
         type=_int,
         default=1,
@@ -301,6 +306,7 @@ def check_from(args: argparse.Namespace) -> Check:
             strict_lifecycle=args.strict_lifecycle,
             workers=args.workers,
             message_size=args.message_size,
+            shrink=not args.no_shrink,
         )
     except CheckError as err:
         raise UsageError(str(err)) from None

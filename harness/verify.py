@@ -112,7 +112,6 @@ ENVIRONMENT_WHY = (
 )
 
 
-
 def verify(check: Check, progress: Progress | None = None) -> Verdict:
     """Search for a violation of the check's properties within its budget. `progress`
     hears how many examples have run (harness/progress.py)."""
@@ -195,6 +194,6 @@ def _settings(check: Check) -> settings:
         verbosity=Verbosity.quiet,
         report_multiple_bugs=False,
         suppress_health_check=list(HealthCheck),
-        phases=(Phase.generate, Phase.shrink),
+        phases=(Phase.generate, Phase.shrink) if check.shrink else (Phase.generate,),
         print_blob=False,
     )
