@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 MIB = 1 << 20
 BOUNDARIES = (4096, 8192, 65536, MIB)
-PIPE_CHUNKS = (64, 4096, 65536)  # what the writer has put in the pipe at a read
+PIPE_CHUNKS = (65536, 4096, 64)  # what the writer has put in the pipe; shrinks to a full one
 MAX_READS = 16  # a slow reader finds the pipe fuller: no message takes more reads
 MESSAGE_IDS = ("m1", "m2", "m3")
 
