@@ -99,8 +99,12 @@ class Content:
         """The bytes from `start` to `stop` (clipped to the content), copied out."""
         return b"".join(r.bytes_at(0, r.size) for r in self._runs_between(start, stop))
 
-    def __bytes__(self) -> bytes:
+    def tobytes(self) -> bytes:
+        """All of it, copied out (what bytes(content) gives)."""
         return self.read(0, self.size)
+
+    def __bytes__(self) -> bytes:
+        return self.tobytes()
 
     def __len__(self) -> int:
         return self.size

@@ -4,7 +4,7 @@ A quoted output in a doc is a fenced block preceded by the line `<!-- output: LA
 the command it quotes is the nearest fenced block of that LANG before it (`python`: run
 as a script in a fresh interpreter; `sh`: run by sh with the venv's bin/ first on PATH).
 `tests/test_docs.py` reruns every command and compares what it prints with the quote;
-`python tests/doc_outputs.py docs/X.md` writes the fresh outputs into the doc.
+`python tests/doc_outputs.py docs/counterexamples.md` writes the fresh outputs into the doc.
 
 Volatile parts (wall-clock seconds) are masked before comparing.
 """

@@ -242,7 +242,8 @@ def link_on_a_fresh_fs(src: str, dst: str, same_dir: bool, data: bytes) -> Linke
     fs.write(ino, 0, data, 1)
     before = fs.link_count(ino)
     fs.link(src_path, dst_path)
-    content = bytes(fs.inodes[fs.lookup(dst_path)].data)
+    content = fs.inodes[fs.lookup(dst_path)].data.tobytes()  # not bytes(): CrossHair runs
+    # a __bytes__ it is handed outside its tracing
     return Linked(fs.lookup(src_path), fs.lookup(dst_path), before, fs.link_count(ino), content)
 
 
@@ -296,7 +297,7 @@ def crash_dropping_nothing(steps: list[int]) -> dict[str, Views]:
         views[name] = Views(
             {d: e for d, e in fs.entries.items() if e},
             {d: e for d, e in entries.items() if e},
-            {i: bytes(fs.inodes[i].data) for i in files},
+            {i: fs.inodes[i].data.tobytes() for i in files},
             {i: data.get(i, b"") for i in files},
         )
     return views
