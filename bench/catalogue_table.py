@@ -20,22 +20,31 @@ from maildircheck.harness.check import Check
 from maildircheck.harness.verify import verify
 from maildircheck.impl.strategies import CATALOGUE
 from maildircheck.model.environments import LOCAL
-from maildircheck.model.faults import DEFAULT_FAULTS, names
+from maildircheck.model.faults import DEFAULT_FAULTS, Fault, names
+
+
+def searched(name: str) -> tuple[tuple[Fault, ...], bool]:
+    """The faults an entry's row is searched with, and whether P6 is checked."""
+    info = CATALOGUE[name]
+    return (info.exposed_by or DEFAULT_FAULTS), "P6" in info.expected
+
+
+def cell(name: str, env: str, max_examples: int = 300, seed: int = 1) -> str:
+    """One search: the property found violated, or "holds"."""
+    faults, quality = searched(name)
+    v = verify(Check.of(name, env, faults, max_examples=max_examples, seed=seed, quality=quality))
+    return "holds" if v.violation is None else v.violation.prop
 
 
 def row(name: str, max_examples: int, seed: int) -> dict[str, str]:
     """One entry's cells: its faults, then each local profile's verdict."""
     info = CATALOGUE[name]
-    faults = info.exposed_by or DEFAULT_FAULTS
-    quality = "P6" in info.expected
+    faults, quality = searched(name)
     cells = {"entry": f"{name} ({info.bug_class})" if info.bug_class else name}
     shown = "default" if faults == DEFAULT_FAULTS else names(faults).replace(",", ", ")
     cells["faults"] = shown + (", `--quality`" if quality else "")
     for env in LOCAL:
-        v = verify(
-            Check.of(name, env, faults, max_examples=max_examples, seed=seed, quality=quality)
-        )
-        cells[env.name] = "holds" if v.violation is None else v.violation.prop
+        cells[env.name] = cell(name, env.name, max_examples, seed)
     return cells
 
 

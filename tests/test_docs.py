@@ -9,8 +9,10 @@ Budgets are small (100 examples, seed 1).
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import io
+import itertools
 import os
 import re
 from pathlib import Path
@@ -121,3 +123,28 @@ def test_quoted_output_is_what_its_command_prints(quote: doc_outputs.Quote) -> N
 
 def test_counterexamples_doc_quotes_every_example() -> None:
     assert len(doc_outputs.quotes(DOCS / "counterexamples.md")) == 6
+
+
+def test_algorithm_table_cells_are_what_the_search_finds() -> None:
+    """docs/algorithm.md quotes `bench/catalogue_table.py`; a bounded subset of its cells (the
+    entries issue 11 added) is searched again and must agree."""
+    spec = importlib.util.spec_from_file_location(
+        "catalogue_table", ROOT / "bench/catalogue_table.py"
+    )
+    assert spec is not None and spec.loader is not None
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    text = (DOCS / "algorithm.md").read_text().split("<!-- catalogue table -->", 1)[1]
+    lines = list(itertools.takewhile(lambda line: line.startswith("|"), text.strip().splitlines()))
+    head = [c.strip() for c in lines[0].strip("|").split("|")]
+    rows = {
+        cells[0].split(" (")[0]: dict(zip(head, cells, strict=True))
+        for cells in ([c.strip() for c in line.strip("|").split("|")] for line in lines[2:])
+    }
+    for name, env in (
+        ("large-mail-unsynced", "posix"),
+        ("large-mail-unsynced", "sync"),
+        ("no-random-name", "ext4-ordered"),
+        ("always-defer", "btrfs"),
+    ):
+        assert table.cell(name, env) == rows[name][env], (name, env)
