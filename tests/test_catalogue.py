@@ -134,6 +134,6 @@ def test_progress_counterexamples_are_short() -> None:
     v = verify(Check.of("same-name-forever", "ext4-ordered", ("lost-reply",), seed=1))
     assert v.violation is not None and v.violation.prop == "P7", str(v.violation)
     bound = int(v.violation.why.rsplit(" ", 1)[1])  # for the (shrunk) message delivered
-    assert bound % PROGRESS_FACTOR == 0 and bound >= PROGRESS_FACTOR * 10
+    assert bound >= PROGRESS_FACTOR * 10
     assert v.timeline is not None and v.timeline.syscalls <= bound + 20
     assert "[fault: lost-reply]" in v.timeline.render()

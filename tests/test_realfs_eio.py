@@ -115,7 +115,7 @@ class Setup:
 
     def crash_contents(self) -> set[bytes]:
         return {
-            crash_view(self.fs, self.profile, c)[1].get(self.ino, b"")
+            bytes(crash_view(self.fs, self.profile, c)[1].get(self.ino, b""))
             for c in crash_choices(self.fs, self.profile)
         }
 
