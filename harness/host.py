@@ -59,12 +59,6 @@ remainder of the delivery); the factor leaves room beyond that - fresh names aft
 collision (A3, A9), the retries of an agent that does more than the minimum - while a loop
 is still shown within a screen of timeline."""
 
-COPY_ALLOWANCE = 2
-"""P7: and this many syscalls per byte of the message beyond that - a read and a write of
-every byte, the finest copy that still moves the message forward (a line-by-line copier
-such as B11's, or one that writes through a small buffer, makes progress however short
-its pieces: without the allowance a long message would make it look like a loop)."""
-
 
 @functools.lru_cache(maxsize=512)
 def correct_syscalls(env_name: str, data: bytes, pipe: int = FIXED_PIPE) -> int:
@@ -275,10 +269,7 @@ class Host:
     def progress_budget(self, message: str, pipe: int = FIXED_PIPE) -> int:
         """P7: the syscalls a delivery of `message` through `pipe` may make after its last
         fault."""
-        data = self.mail[message]
-        return PROGRESS_FACTOR * correct_syscalls(self.env.name, data, pipe) + COPY_ALLOWANCE * len(
-            data
-        )
+        return PROGRESS_FACTOR * correct_syscalls(self.env.name, self.mail[message], pipe)
 
     def check_progress(self, record: DeliveryRecord) -> Violation | None:
         return check_progress(

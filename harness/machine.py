@@ -50,7 +50,7 @@ from maildircheck.model.faults import (
 from maildircheck.model.lifecycle import Stage
 from maildircheck.model.outcome import DeliveryRequest, Outcome, PermanentFailure, Strategy
 from maildircheck.model.persistence import CrashChoice
-from maildircheck.model.properties import DeliveryRecord, Violation
+from maildircheck.model.properties import DeliveryRecord, Violation, moves_the_message
 from maildircheck.model.syscalls import Interrupted, Syscall, Unlink
 
 PID_POOL = (100, 101, 102)
@@ -325,7 +325,7 @@ class DeliveryMachine(RuleBasedStateMachine):
             # an aborted journal answers EROFS until a crash remounts the file system)
             if fault is not None or isinstance(reply, Interrupted) or self.host.fs.aborted:
                 self._hit(actor.record)
-            else:
+            elif not moves_the_message(request, reply):
                 actor.record.since_fault += 1
             if isinstance(request, Unlink) and isinstance(reply, OSError):
                 actor.record.refused_unlinks.add(request.path)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from maildircheck.model.content import EMPTY, Content, Messages
 from maildircheck.model.fs import FileSystem
@@ -32,6 +33,7 @@ from maildircheck.model.persistence import (
     find_crash_state,
     guaranteed_in,
 )
+from maildircheck.model.syscalls import ReadInput, Syscall, Write
 
 
 @dataclass(frozen=True)
@@ -148,7 +150,7 @@ class DeliveryRecord:
     ended: str | None = None  # "killed" or "power loss" when it died without reporting
     refused_unlinks: set[str] = field(default_factory=set)  # paths whose unlink failed
     faults: int = 0  # faults that hit this attempt (P7): injected replies, SIGTERM, ...
-    since_fault: int = 0  # its syscalls since the last of them (or since it started)
+    since_fault: int = 0  # its syscalls that moved no data since the last of them (or start)
 
 
 def describe_content(content: Content, messages: Messages) -> str:
@@ -354,14 +356,25 @@ def find_duplicates(fs: FileSystem, layout: Layout, messages: Messages) -> Viola
     return None
 
 
+def moves_the_message(request: Syscall[Any], reply: object) -> bool:
+    """P7: did this syscall carry the message forward - a read of standard input that got
+    bytes, or a write that wrote some? Those do not count toward the bound: an agent that
+    copies a line or a byte at a time is slow, not stuck."""
+    if isinstance(request, ReadInput):
+        return isinstance(reply, bytes) and len(reply) > 0
+    return isinstance(request, Write) and isinstance(reply, int) and reply > 0
+
+
 def check_progress(rec: DeliveryRecord, budget: int) -> Violation | None:
-    """P7, while `rec` runs: no more than `budget` syscalls since the last fault that hit
-    it without a report (an agent that loops once the faults have stopped)."""
+    """P7, while `rec` runs: no more than `budget` syscalls that moved no data since the
+    last fault that hit it without a report (an agent that loops once the faults have
+    stopped)."""
     if rec.outcome is None and rec.ended is None and rec.since_fault > budget:
         since = "its last fault" if rec.faults else "it started (no fault hit it)"
         return Violation(
             "P7",
-            f"{rec.label} has made {rec.since_fault} syscalls since {since} without "
+            f"{rec.label} has made {rec.since_fault} syscalls that moved no data since {since} "
+            f"without "
             f"reporting on {rec.message}; the bound is {budget}",
         )
     return None

@@ -30,7 +30,8 @@ from maildircheck.model import persistence
 from maildircheck.model.content import EMPTY, Content, Messages
 from maildircheck.model.environments import ENVIRONMENTS
 from maildircheck.model.outcome import Delivered, DeliveryRequest
-from maildircheck.model.syscalls import Write
+from maildircheck.model.properties import moves_the_message
+from maildircheck.model.syscalls import ReadInput, Write
 
 # --- Content against bytes: every operation, differentially --------------------------------
 SOURCES = [b"", b"a", b"hello world", bytes(range(256)) * 3, b"\0\0\0\0"]
@@ -172,3 +173,29 @@ def test_p1_large_mail_unsynced_shrinks_to_the_smallest_large_message() -> None:
         Check.of("large-mail-unsynced", "ext4-ordered", ("power-loss",), seed=3, message_size=CHUNK)
     )
     assert held.holds, held.violation
+
+
+def test_p7_a_line_by_line_copy_of_a_long_message_is_slow_not_stuck() -> None:
+    """B11 writes one line per write: 500 lines are 500 writes, ten times the bound of 51.
+    Reads that got bytes and writes that wrote some move the message forward, so P7 counts
+    only its other syscalls and never fires (P1 is what B11 breaks, not P7)."""
+    from maildircheck.impl.strategies import CATALOGUE
+
+    host = Host(ENVIRONMENTS["ext4-ordered"])
+    host.use_messages({"m1": b"a\n" * 500})
+    proc, record = host.spawn_delivery("D1", 100, "m1", pipe=65536)
+    gen = CATALOGUE["content-altered"].function(DeliveryRequest(ROOT))
+    request, calls = next(gen), 0
+    try:
+        while True:
+            reply = host.kernel_of(proc).execute(proc, request)
+            calls += 1
+            if not moves_the_message(request, reply):
+                record.since_fault += 1
+            assert host.check_progress(record) is None, record.since_fault
+            request = gen.send(reply)
+    except StopIteration as done:
+        assert isinstance(done.value, Delivered)
+    assert calls > 10 * host.progress_budget("m1", 65536) >= 10 * 51
+    assert moves_the_message(ReadInput(10), b"x") and not moves_the_message(ReadInput(10), b"")
+    assert moves_the_message(Write(3, b"ab"), 1) and not moves_the_message(Write(3, b"ab"), 0)

@@ -403,7 +403,7 @@ def test_p7_budget_and_deferral() -> None:
     """P7: the syscall bound is PROGRESS_FACTOR times the correct algorithm's measured
     fault-free count for the message (longer messages need more writes); it is exceeded
     only past the bound and only while no report came; a deferral needs a fault."""
-    from maildircheck.harness.host import COPY_ALLOWANCE, PROGRESS_FACTOR, correct_syscalls
+    from maildircheck.harness.host import PROGRESS_FACTOR, correct_syscalls
     from maildircheck.model.outcome import Delivered
     from maildircheck.model.properties import check_deferral, check_progress
 
@@ -413,7 +413,7 @@ def test_p7_budget_and_deferral() -> None:
     m1 = correct_syscalls("ext4-ordered", FIXED["m1"])
     m3 = correct_syscalls("ext4-ordered", FIXED["m3"])
     assert 10 < m1 < m3  # the check, the name, the copy, fsync, close, link, fsync new/
-    assert host.progress_budget("m1") == PROGRESS_FACTOR * m1 + COPY_ALLOWANCE * len(FIXED["m1"])
+    assert host.progress_budget("m1") == PROGRESS_FACTOR * m1
     _, rec = host.spawn_delivery("D1", 100, "m1")
     rec.since_fault = host.progress_budget("m1")
     assert host.check_progress(rec) is None
