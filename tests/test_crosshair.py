@@ -189,8 +189,8 @@ def test_wrong_contracts_are_reported(tmp_path: Path) -> None:
 
 def test_the_non_ascii_flags_bug_is_found(tmp_path: Path) -> None:
     """Without its ASCII precondition `unique_name`'s round-trip contract is false, and
-    CrossHair says so within the budget (flags of one non-ASCII letter, such as U+1D507,
-    built a name that `parse_name` cannot read back)."""
+    CrossHair says so within the budget, five runs at most (flags of one non-ASCII letter,
+    such as U+1D507, built a name that `parse_name` cannot read back)."""
     source = NAMING.read_text()
     fix = "    pre: parts.flags is None or parts.flags.isascii()\n"
     assert fix in source, "the ASCII precondition of unique_name has changed; update this test"
@@ -201,7 +201,13 @@ def test_the_non_ascii_flags_bug_is_found(tmp_path: Path) -> None:
         for i, text in enumerate(source.replace(fix, "").splitlines(), 1)
         if text.startswith("def unique_name(")
     )
-    check = crosshair(f"{module}:{line}", 2)
+    # CrossHair's search differs from run to run: one run of 3 CPU seconds per condition
+    # found the counterexample in about 3 of 5 tries on this project's 2-core machine (as
+    # often with 12 s), so the budget is up to five such runs
+    for _ in range(5):
+        check = crosshair(f"{module}:{line}", 2)
+        if check.returncode == 1:
+            break
     assert check.returncode == 1, check.stdout
     assert "false when calling unique_name(" in check.stdout, check.stdout
     assert "flags=" in check.stdout, check.stdout
