@@ -48,9 +48,6 @@ ROOT = "/home/user/Maildir"
 HOST = "mx.example"
 NFS_HOSTS = ("mx1.example", "mx2.example")  # two NFS clients: a and b
 
-MESSAGES = FIXED  # the messages of a run that draws none (harness/messages.py)
-
-
 PROGRESS_FACTOR = 3
 """P7: a delivery may make this many times the syscalls the correct algorithm needs for its
 message (fault-free, `correct_syscalls`) after the last fault that hit it. After a fault
@@ -189,9 +186,11 @@ class Host:
 
     def lane(self, proc: Process) -> str:
         """The timeline's lane: the process, and on NFS its host (a:, b:)."""
-        if not self.nfs:
-            return proc.label
-        return f"{'ab'[list(self.kernels).index(proc.host)]}:{proc.label}"
+        return proc.label if not self.nfs else self.host_lane(proc.host) + proc.label
+
+    def host_lane(self, name: str) -> str:
+        """The timeline's lane of NFS client host `name`: "a:" or "b:"."""
+        return f"{'ab'[list(self.kernels).index(name)]}:"
 
     def advance_clock(self, us: int) -> None:
         for kernel in self.kernels.values():

@@ -136,9 +136,10 @@ class DeliveryMachine(RuleBasedStateMachine):
         cut: int = 0,
     ) -> None:
         """The MTA starts a delivery (or a retry) of a message not yet delivered, and the
-        new process runs its first `count` syscalls; getrandom answers it `entropy`. A
-        message's first delivery gives it its content, of `shape`; each delivery reads it
-        through a pipe that hands over `pipe` bytes a read (at most MAX_READS reads)."""
+        new process runs its first `count` syscalls; getrandom answers it `entropy`. `mail`
+        is (shape, pipe): a message's first delivery gives it its content, of that shape;
+        each delivery reads it through a pipe that hands over `pipe` bytes a read (at most
+        MAX_READS reads, E6)."""
         busy = {a.record.message for a in self.deliveries() if a.record}
         waiting = [m for m in self.host.undelivered() if m not in busy]
         hosts = list(self.host.kernels)
@@ -214,7 +215,7 @@ class DeliveryMachine(RuleBasedStateMachine):
         """X13: one host's clock steps back by `step` microseconds."""
         name = list(self.host.kernels)[which % len(self.host.kernels)]
         self.host.clock_back(name, step)
-        lane = f"{'ab'[list(self.host.kernels).index(name)]}:" if self.host.nfs else "clock"
+        lane = self.host.host_lane(name) if self.host.nfs else "clock"
         shown = f"{step} us" if step < 1_000_000 else f"{step / 1_000_000:g} s"
         self.timeline.event(lane, f"the clock steps back {shown}")
 
@@ -224,7 +225,7 @@ class DeliveryMachine(RuleBasedStateMachine):
         name = list(self.host.kernels)[which % len(self.host.kernels)]
         self.host.reboot(name)
         self.boots[name] = (self.boots.get(name, ([], []))[1], [])
-        lane = f"{'ab'[list(self.host.kernels).index(name)]}:" if self.host.nfs else "host"
+        lane = self.host.host_lane(name) if self.host.nfs else "host"
         self.timeline.event(lane, "REBOOT - back at the boot time, pids start again")
         for actor in list(self.actors):
             if actor.proc.host == name:
@@ -279,7 +280,7 @@ class DeliveryMachine(RuleBasedStateMachine):
         """An NFS client host crashes (X9): its caches and its processes are gone."""
         name = list(self.host.kernels)[which % len(self.host.kernels)]
         self.host.client_crash(name)
-        self.timeline.event(f"{'ab'[list(self.host.kernels).index(name)]}:", "CLIENT CRASH")
+        self.timeline.event(self.host.host_lane(name), "CLIENT CRASH")
         for actor in list(self.actors):
             if actor.proc.host == name:
                 self._end(actor, None, "died with its host")

@@ -85,12 +85,6 @@ class Content:
         tail = self._runs_between(offset + new.size, self.size)
         return Content((*head, *new.runs, *tail))
 
-    def truncate(self, size: int) -> Content:
-        """This content cut (or, past its end, zero-extended) to `size` bytes."""
-        if size >= self.size:
-            return self.write(size, b"") if size > self.size else self
-        return Content(self._runs_between(0, size))
-
     def slice(self, start: int, stop: int) -> Content:
         return Content(self._runs_between(max(0, start), min(stop, self.size)))
 
@@ -114,9 +108,6 @@ class Content:
 
     def __repr__(self) -> str:
         return f"Content(<{self.size} bytes in {len(self.runs)} runs>)"
-
-    def startswith(self, prefix: bytes) -> bool:
-        return self.read(0, len(prefix)) == prefix
 
     # --- comparing ----------------------------------------------------------------------
     def __eq__(self, other: object) -> bool:

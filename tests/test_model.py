@@ -404,12 +404,11 @@ def test_p7_budget_and_deferral() -> None:
     fault-free count for the message (longer messages need more writes); it is exceeded
     only past the bound and only while no report came; a deferral needs a fault."""
     from maildircheck.harness.host import PROGRESS_FACTOR, correct_syscalls
+    from maildircheck.harness.messages import FIXED
     from maildircheck.model.outcome import Delivered
     from maildircheck.model.properties import check_deferral, check_progress
 
     host = Host(ENVIRONMENTS["ext4-ordered"])
-    from maildircheck.harness.host import MESSAGES as FIXED
-
     m1 = correct_syscalls("ext4-ordered", FIXED["m1"])
     m3 = correct_syscalls("ext4-ordered", FIXED["m3"])
     assert 10 < m1 < m3  # the check, the name, the copy, fsync, close, link, fsync new/
@@ -426,10 +425,10 @@ def test_p7_budget_and_deferral() -> None:
     rec.outcome = TemporaryFailure("link: EDQUOT")
     found = check_deferral(host.fs, host.layout, rec)
     assert found is not None and found.prop == "P7" and "no fault" in found.why
-    from maildircheck.harness.host import MESSAGES, ROOT
+    from maildircheck.harness.host import ROOT
 
     proc, _ = host.spawn_delivery("D0", 101, "m1")
-    write_file(host.kernel_of(proc), proc, f"{ROOT}/new/m1", MESSAGES["m1"])
+    write_file(host.kernel_of(proc), proc, f"{ROOT}/new/m1", FIXED["m1"])
     assert check_deferral(host.fs, host.layout, rec) is None  # in new/: only P6 can say more
     rec.faults = 1  # a fault hit this attempt: deferring is right
     assert check_deferral(host.fs, host.layout, rec) is None and check_progress(rec, 0) is None
