@@ -19,30 +19,18 @@ from __future__ import annotations
 import time
 from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine
 
 from maildircheck.harness.actors import cleaner, reader
 from maildircheck.harness.check import Check
 from maildircheck.harness.host import ROOT, Host, short, show, start
-from maildircheck.harness.messages import MESSAGE_IDS, PIPE_CHUNKS, Shape, build, pipe_chunk
-from maildircheck.harness.messages import mail as drawn_mail
+from maildircheck.harness.messages import MESSAGE_IDS, Shape, build, pipe_chunk
 from maildircheck.harness.timeline import Timeline
 from maildircheck.model.faults import (
-    CLIENT_CRASH,
-    CLOCK_BACK,
     CLONED_HOSTNAMES,
-    FAULT_KINDS,
-    FAULTS,
-    KILL,
     PID_NAMESPACES,
-    POWER_LOSS,
-    REBOOT,
-    SERVER_CRASH,
-    SIGTERM,
-    Family,
     Fault,
     kind_of_type,
     storage_crashes,
@@ -53,10 +41,12 @@ from maildircheck.model.persistence import CrashChoice
 from maildircheck.model.properties import DeliveryRecord, Violation, moves_the_message
 from maildircheck.model.syscalls import Interrupted, Syscall, Unlink
 
+if TYPE_CHECKING:
+    from maildircheck.harness.draws import Step
+    from maildircheck.harness.rules import Rule
+
 PID_POOL = (100, 101, 102)
 MAX_DELIVERIES = 2
-CLOCK_JUMPS = (1_000_000, 2_000_000, 25 * 3600 * 1_000_000, 37 * 3600 * 1_000_000)
-CLOCK_STEPS_BACK = (1_000_000, 3600 * 1_000_000)  # X13: besides 1-64 us, 1 s and 1 h
 
 
 class PropertyViolated(AssertionError):
@@ -76,6 +66,7 @@ class RunLog:
     observed: dict[str, str] = field(default_factory=dict)  # property -> first observation
     first_found: float | None = None  # perf_counter() when the first violation was seen
     examples_to_find: int | None = None
+    program: list[Step] = field(default_factory=list)  # the last failing run's rule calls
 
 
 @dataclass
@@ -96,6 +87,7 @@ class Actor:
 
 class DeliveryMachine(RuleBasedStateMachine):
     check: ClassVar[Check]  # what `machine_for` built the rules for; its faults are searched
+    table: ClassVar[dict[str, Rule]]  # the rule table (harness/rules.py) it was built from
 
     def __init__(self, log: RunLog | None = None) -> None:
         super().__init__()
@@ -112,6 +104,7 @@ class DeliveryMachine(RuleBasedStateMachine):
         self.boots: dict[str, tuple[list[int], list[int]]] = {}  # X14: host -> pids given
         # out since the boot before the last one, and since the last one
         self.last_key: tuple[int, int, int, int] | None = None
+        self.program: list[Step] = []  # the rule calls so far (harness/rules.py records them)
         self.log.examples += 1
 
     # --- rule bodies (machine_for wraps them as rules with this configuration's draws) ----
@@ -400,70 +393,6 @@ class DeliveryMachine(RuleBasedStateMachine):
             self.log.examples_to_find = self.log.examples
         self.log.violation = violation
         self.log.timeline = self.timeline
+        self.log.program = self.program  # the recording adds the step that is raising
         raise PropertyViolated(violation)
 
-
-def machine_for(check: Check) -> type[DeliveryMachine]:
-    """A state-machine class with the rules of one check: only the faults it searches become
-    rules or draws, so no step of the search is spent on the others. Instances take the
-    search's `RunLog` (a fresh one when Hypothesis or HypoFuzz make them without)."""
-    M = DeliveryMachine
-    counts = st.integers(1, 40)
-    env, faults = check.env, check.faults
-    reply_faults = [f for f in FAULTS.values() if f.family is Family.REPLY and f in faults]
-    fault_draw: st.SearchStrategy[tuple[Fault, str] | None] = st.none()
-    if reply_faults:
-        aims = [(f, k) for f in reply_faults for k in FAULT_KINDS if f.can_hit(k)]
-        fault_draw = st.sampled_from([None, *aims])
-    # a short transfer's count is drawn, so that Hypothesis shrinks it (to 1 byte)
-    cuts = st.integers(0, 65535) if any(f.short for f in reply_faults) else st.just(0)
-    has_delivery = precondition(lambda self: bool(self.deliveries()))
-    mails = drawn_mail()
-    if check.message_size is not None:  # fixed: plain messages, a full pipe
-        mails = st.just((Shape(check.message_size), max(PIPE_CHUNKS)))
-    hosts = st.integers(0, 1) if env.is_nfs else st.just(0)  # which host: only NFS has two
-    ns: dict[str, Any] = {
-        "check": check,
-        "r_start": precondition(M.can_start)(
-            rule(
-                which=st.integers(0, 2),
-                pid=st.integers(0, 2),
-                count=counts,
-                entropy=st.integers(0, 3),
-                fault=fault_draw,
-                mail=mails,
-                on=hosts,
-                cut=cuts,
-            )(M.start_delivery)
-        ),
-        "r_run": has_delivery(
-            rule(which=st.integers(0, 1), count=counts, fault=fault_draw, cut=cuts)(M.run_delivery)
-        ),
-        "r_reader": rule(count=st.integers(1, 16))(M.run_reader),
-        "r_cleaner": precondition(lambda self: bool(self.host.fs.entries[self.host.layout.tmp]))(
-            rule(count=st.integers(1, 8))(M.run_cleaner)
-        ),
-        "r_clock": rule(jump=st.sampled_from(CLOCK_JUMPS))(M.advance_clock),
-    }
-    if KILL in faults:
-        ns["r_kill"] = has_delivery(rule(which=st.integers(0, 1))(M.kill))
-    if SIGTERM in faults:
-        ns["r_sigterm"] = has_delivery(rule(which=st.integers(0, 1))(M.sigterm))
-
-    def crash_rule(method: Any) -> Any:
-        return rule(dropped=st.integers(0, 4095), fates=st.lists(st.integers(0, 3), max_size=12))(
-            method
-        )
-
-    if POWER_LOSS in faults:
-        ns["r_power"] = crash_rule(M.power_loss)
-    if SERVER_CRASH in faults:
-        ns["r_server"] = crash_rule(M.server_crash)
-    if CLIENT_CRASH in faults:
-        ns["r_client"] = rule(which=st.integers(0, 1))(M.client_crash)
-    if CLOCK_BACK in faults:
-        steps = st.one_of(st.integers(1, 64), st.sampled_from(CLOCK_STEPS_BACK))
-        ns["r_clock_back"] = rule(step=steps, which=hosts)(M.clock_back)
-    if REBOOT in faults:
-        ns["r_reboot"] = rule(which=hosts)(M.reboot)
-    return type("Rules", (DeliveryMachine,), ns)

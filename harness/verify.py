@@ -24,7 +24,9 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from maildircheck.harness.check import Check
 from maildircheck.harness.hypothesis_internals import same_search_everywhere
-from maildircheck.harness.machine import DeliveryMachine, PropertyViolated, RunLog, machine_for
+from maildircheck.harness.machine import DeliveryMachine, PropertyViolated, RunLog
+from maildircheck.harness.rules import machine_for
+from maildircheck.harness.shrink import shrink
 from maildircheck.harness.progress import Progress
 from maildircheck.harness.timeline import Timeline
 from maildircheck.model.faults import storage_crashes
@@ -168,7 +170,14 @@ def search(searched: Check, progress: Progress | None, asked: Check | None = Non
         with same_search_everywhere():
             run_state_machine_as_test(machine, settings=_settings(searched))
     except PropertyViolated:
-        pass
+        if searched.shrink:  # E7: the checker's own shrinker, on the failing run's program
+            shrunk = shrink(machine, log.program)
+            if shrunk is not None:
+                log.violation, log.timeline, log.program = (
+                    shrunk.violation,
+                    shrunk.timeline,
+                    shrunk.program,
+                )
     finally:
         if progress is not None:
             found = f"{log.violation.prop} violated" if log.violation else "no violation"
@@ -194,6 +203,6 @@ def _settings(check: Check) -> settings:
         verbosity=Verbosity.quiet,
         report_multiple_bugs=False,
         suppress_health_check=list(HealthCheck),
-        phases=(Phase.generate, Phase.shrink) if check.shrink else (Phase.generate,),
+        phases=(Phase.generate,),  # a failing run is shrunk by harness/shrink.py (E7)
         print_blob=False,
     )

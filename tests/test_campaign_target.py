@@ -32,7 +32,8 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
 from maildircheck.harness.check import Check
-from maildircheck.harness.machine import DeliveryMachine, machine_for
+from maildircheck.harness.machine import DeliveryMachine
+from maildircheck.harness.rules import machine_for
 from maildircheck.harness.verify import STEPS
 from maildircheck.model.environments import ENVIRONMENTS
 from maildircheck.model.faults import storage_crashes

@@ -1,0 +1,117 @@
+"""The checker's shrinker (spec E7): a failing run, replayed on the model with fewer and
+simpler rule calls until no change keeps it failing.
+
+Hypothesis finds the failing run; its program (the `Step`s harness/rules.py recorded) is
+then shrunk here, by replaying programs straight on a fresh state machine - no Hypothesis
+engine between the steps, so a replay costs only the model's time. A candidate is kept
+when it violates the same property and is smaller: fewer syscalls in its timeline, then
+fewer steps, then a lower rank of its arguments (harness/draws.py). Each kept candidate
+lowers that key, so shrinking ends; MAX_REPLAYS bounds it besides.
+
+The passes, repeated until a round keeps nothing: delete one step, then two neighbours
+(last first); then, step by step, each argument's simpler values, simplest first. A step
+whose precondition no longer holds is skipped, and the run's own record is the program
+kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from maildircheck.harness.draws import Step, ranked
+from maildircheck.harness.machine import DeliveryMachine, PropertyViolated
+from maildircheck.harness.timeline import Timeline
+from maildircheck.model.properties import Violation
+
+MAX_REPLAYS = 4000
+
+
+@dataclass
+class Run:
+    program: list[Step]
+    violation: Violation | None
+    timeline: Timeline
+    key: tuple[int, int, int] = (0, 0, 0)
+
+
+def replay(machine: type[DeliveryMachine], program: list[Step]) -> Run:
+    """Run `program` on a fresh machine; a step whose precondition fails is skipped."""
+    run = machine()
+    violation = None
+    try:
+        for step in program:
+            when = run.table[step.rule].when
+            if when is None or when(run):
+                getattr(run, step.rule)(**step.called())
+    except PropertyViolated as raised:
+        violation = raised.violation
+    rank = sum(ranked(run.table[s.rule].draws, s.called()) for s in run.program)
+    key = (run.timeline.syscalls, len(run.program), rank)
+    return Run(run.program, violation, run.timeline, key)
+
+
+def shrink(machine: type[DeliveryMachine], program: list[Step]) -> Run | None:
+    """The smallest run found that fails like `program` does; None when `program` itself
+    does not fail when replayed (it always does: the model is deterministic)."""
+    best = replay(machine, program)
+    if best.violation is None:
+        return None
+    prop = best.violation.prop
+    tried = {repr(best.program)}
+
+    def better(candidate: list[Step]) -> bool:
+        nonlocal best
+        if len(tried) >= MAX_REPLAYS or repr(candidate) in tried:
+            return False
+        tried.add(repr(candidate))
+        run = replay(machine, candidate)
+        if run.violation is None or run.violation.prop != prop or run.key >= best.key:
+            return False
+        best = run
+        tried.add(repr(run.program))
+        return True
+
+    draws = {name: entry.draws for name, entry in machine.table.items()}
+    kept = True
+    while kept and len(tried) < MAX_REPLAYS:
+        kept = False
+        for width in (1, 2):
+            at = len(best.program) - width
+            while at >= 0:
+                kept |= better(best.program[:at] + best.program[at + width :])
+                at = min(at, len(best.program) - width) - 1
+        at = len(best.program) - 2
+        while at >= 0:
+            merged = _merged(best.program[at], best.program[at + 1])
+            if merged is not None:
+                kept |= better([*best.program[:at], merged, *best.program[at + 2 :]])
+            at = min(at, len(best.program) - 1) - 1
+        for timing in (False, True):  # what runs first, then how far each step runs
+            at = 0
+            while at < len(best.program):
+                for name, _ in best.program[at].arguments:
+                    if (name == "count") != timing or at >= len(best.program):
+                        continue
+                    step = best.program[at]
+                    called = step.called()
+                    if name not in called:
+                        continue
+                    for simpler in draws[step.rule][name].simpler(called[name]):
+                        changed = step.with_argument(name, simpler)
+                        if better([*best.program[:at], changed, *best.program[at + 1 :]]):
+                            kept = True
+                            break
+                at += 1
+    return best
+
+
+def _merged(first: Step, then: Step) -> Step | None:
+    """`first` running on through what `then` (a step of a delivery) ran: one step whose
+    count is both counts, armed with `then`'s fault when `first` had none."""
+    if then.rule != "r_run" or first.rule not in ("r_start", "r_run"):
+        return None
+    a, b = first.called(), then.called()
+    merged = first.with_argument("count", a["count"] + b["count"])
+    if a.get("fault") is None and b.get("fault") is not None:
+        merged = merged.with_argument("fault", b["fault"]).with_argument("cut", b["cut"])
+    return merged
