@@ -16,7 +16,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from hypothesis import strategies as st
 
-from maildircheck.harness.messages import PIPE_CHUNKS, SIZES, TRAITS, Shape, mail
+from maildircheck.harness.messages import PIPE_CHUNKS, SIZES, TRAITS, Shape, mail, pipe_chunk
 
 T = TypeVar("T")
 
@@ -27,6 +27,10 @@ class Draw(Protocol[T]):
     def rank(self, value: T) -> int: ...
 
     def simpler(self, value: T) -> Iterator[T]: ...
+
+    def slack(self, value: T, simpler: T) -> tuple[int, ...]:
+        """By how many syscalls replacing `value` with `simpler` may shorten a run."""
+        ...
 
 
 def _towards(low: int, value: int) -> Iterator[int]:
@@ -48,17 +52,24 @@ def _towards(low: int, value: int) -> Iterator[int]:
 
 @dataclass(frozen=True)
 class Ints:
+    """An integer in [low, high]; `drawn` replaces the uniform draw where the search should
+    weigh the values otherwise."""
+
     low: int
     high: int
+    drawn: st.SearchStrategy[int] | None = None
 
     def strategy(self) -> st.SearchStrategy[int]:
-        return st.integers(self.low, self.high)
+        return self.drawn if self.drawn is not None else st.integers(self.low, self.high)
 
     def rank(self, value: int) -> int:
         return value - self.low
 
     def simpler(self, value: int) -> Iterator[int]:
         return _towards(self.low, value)
+
+    def slack(self, value: int, simpler: int) -> tuple[int, ...]:
+        return ()
 
 
 @dataclass(frozen=True)
@@ -78,6 +89,9 @@ class Choice(Generic[T]):
     def simpler(self, value: T) -> Iterator[T]:
         return iter(self.options[: self.options.index(value)])
 
+    def slack(self, value: T, simpler: T) -> tuple[int, ...]:
+        return ()
+
 
 @dataclass(frozen=True)
 class Just(Generic[T]):
@@ -91,6 +105,9 @@ class Just(Generic[T]):
 
     def simpler(self, value: T) -> Iterator[T]:
         return iter(())
+
+    def slack(self, value: T, simpler: T) -> tuple[int, ...]:
+        return ()
 
 
 @dataclass(frozen=True)
@@ -116,6 +133,9 @@ class Fates:
             for smaller in range(fate):
                 yield [*value[:i], smaller, *value[i + 1 :]]
 
+    def slack(self, value: list[int], simpler: list[int]) -> tuple[int, ...]:
+        return ()
+
 
 @dataclass(frozen=True)
 class Mail:
@@ -140,6 +160,15 @@ class Mail:
         for fuller in PIPE_CHUNKS[: PIPE_CHUNKS.index(pipe)]:
             yield shape, fuller
 
+    def slack(self, value: tuple[Shape, int], simpler: tuple[Shape, int]) -> tuple[int, ...]:
+        """Fewer reads of stdin, and as many fewer writes (a copy loop writes what it read)."""
+        fewer = _reads(*value) - _reads(*simpler)
+        return (fewer, 2 * fewer) if fewer > 0 else ()
+
+
+def _reads(shape: Shape, pipe: int) -> int:
+    return -(-shape.size // pipe_chunk(pipe, shape.size)) + 1  # and the read that sees EOF
+
 
 def _size_index(size: int) -> int:
     return SIZES.index(size) if size in SIZES else 0
@@ -156,7 +185,6 @@ def ranked(draws: dict[str, Draw[Any]], arguments: dict[str, Any]) -> int:
 
 def strategies(draws: dict[str, Draw[Any]]) -> dict[str, st.SearchStrategy[Any]]:
     return {name: draw.strategy() for name, draw in draws.items()}
-
 
 
 @dataclass(frozen=True)

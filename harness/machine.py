@@ -10,8 +10,8 @@ syscall the properties are checked (model.properties) and each delivery's step i
 onto the lifecycle table (model.lifecycle); each delivery counts its syscalls since the
 last fault that hit it (an injected reply, SIGTERM, a clock jump, a server crash) for P7.
 A violation raises `PropertyViolated`;
-Hypothesis then shrinks the rule sequence, and the last (minimal) failing run's timeline is
-kept in the `RunLog`.
+the failing run's timeline and its rule calls (`program`, recorded by harness/rules.py) are
+kept in the `RunLog`, and harness/shrink.py shrinks the program (E7).
 """
 
 from __future__ import annotations
@@ -395,4 +395,3 @@ class DeliveryMachine(RuleBasedStateMachine):
         self.log.timeline = self.timeline
         self.log.program = self.program  # the recording adds the step that is raising
         raise PropertyViolated(violation)
-

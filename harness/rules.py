@@ -58,13 +58,17 @@ def _has_tmp(machine: DeliveryMachine) -> bool:
 
 def rules_for(check: Check) -> dict[str, Rule]:
     M = DeliveryMachine
-    counts = Ints(1, 40)
+    # how far a process runs: a few syscalls half the time (races), else up to 64
+    counts = Ints(1, 64)
     faults = check.faults
     reply_faults = [f for f in FAULTS.values() if f.family is Family.REPLY and f in faults]
     aims: tuple[tuple[Fault, str] | None, ...] = (None,)
     if reply_faults:
         aims += tuple((f, k) for f in reply_faults for k in FAULT_KINDS if f.can_hit(k))
-    fault: Draw[Any] = Choice(aims) if reply_faults else Just(None)
+    # no fault half the time: a uniform pick among 20-odd aims armed one almost every step
+    fault: Draw[Any] = Just(None)
+    if reply_faults:
+        fault = Choice(aims, st.one_of(st.none(), st.sampled_from(aims[1:])))
     # a short transfer's count is drawn, so that it shrinks (to 1 byte)
     cut: Draw[int] = Ints(0, 65535) if any(f.short for f in reply_faults) else Just(0)
     mail: Draw[Any] = Mail()

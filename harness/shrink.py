@@ -16,14 +16,17 @@ kept.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from maildircheck.harness.draws import Step, ranked
+from maildircheck.harness.draws import Draw, Step, ranked
 from maildircheck.harness.machine import DeliveryMachine, PropertyViolated
 from maildircheck.harness.timeline import Timeline
 from maildircheck.model.properties import Violation
 
 MAX_REPLAYS = 4000
+SLACK_STEPS = 4  # how many timed steps after a change may take up its slack
 
 
 @dataclass
@@ -90,19 +93,40 @@ def shrink(machine: type[DeliveryMachine], program: list[Step]) -> Run | None:
             at = 0
             while at < len(best.program):
                 for name, _ in best.program[at].arguments:
-                    if (name == "count") != timing or at >= len(best.program):
-                        continue
-                    step = best.program[at]
-                    called = step.called()
-                    if name not in called:
-                        continue
-                    for simpler in draws[step.rule][name].simpler(called[name]):
-                        changed = step.with_argument(name, simpler)
-                        if better([*best.program[:at], changed, *best.program[at + 1 :]]):
-                            kept = True
-                            break
+                    if (name == "count") == timing and at < len(best.program):
+                        kept |= _simplify(best.program, at, name, draws, better)
                 at += 1
     return best
+
+
+def _simplify(
+    program: list[Step],
+    at: int,
+    name: str,
+    draws: dict[str, dict[str, Draw[Any]]],
+    better: Callable[[list[Step]], bool],
+) -> bool:
+    """Step `at`'s argument `name` at its simplest value that keeps the failure. A value
+    that makes the run shorter (a smaller message) may need the counts after it lowered by
+    as much, so that the run stops where it did: those are tried too (`Draw.slack`)."""
+    step = program[at]
+    called = step.called()
+    if name not in called:
+        return False
+    draw = draws[step.rule][name]
+    for simpler in draw.simpler(called[name]):
+        candidate = [*program[:at], step.with_argument(name, simpler), *program[at + 1 :]]
+        if better(candidate):
+            return True
+        timed = [j for j in range(at, len(candidate)) if "count" in candidate[j].called()]
+        for less in draw.slack(called[name], simpler):
+            for j in timed[:SLACK_STEPS]:
+                count = candidate[j].called()["count"]
+                if count > less:
+                    refit = candidate[j].with_argument("count", count - less)
+                    if better([*candidate[:j], refit, *candidate[j + 1 :]]):
+                        return True
+    return False
 
 
 def _merged(first: Step, then: Step) -> Step | None:

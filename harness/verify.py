@@ -16,18 +16,19 @@ searched without that crash.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hypothesis import HealthCheck, Phase, Verbosity, seed, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from maildircheck.harness.check import Check
+from maildircheck.harness.draws import Step
 from maildircheck.harness.hypothesis_internals import same_search_everywhere
 from maildircheck.harness.machine import DeliveryMachine, PropertyViolated, RunLog
+from maildircheck.harness.progress import Progress
 from maildircheck.harness.rules import machine_for
 from maildircheck.harness.shrink import shrink
-from maildircheck.harness.progress import Progress
 from maildircheck.harness.timeline import Timeline
 from maildircheck.model.faults import storage_crashes
 from maildircheck.model.properties import PROPERTIES, SAFETY, Violation
@@ -47,6 +48,7 @@ class Verdict:
     seconds: float
     environment: Verdict | None = None  # when no strategy can keep durability here: the
     # correct strategy's counterexample that shows it (the strategy ran without the crash)
+    program: list[Step] = field(default_factory=list)  # the counterexample's rule calls (E7)
 
     @property
     def holds(self) -> bool:
@@ -190,6 +192,7 @@ def search(searched: Check, progress: Progress | None, asked: Check | None = Non
         log.examples,
         log.syscalls,
         time.perf_counter() - started,
+        program=log.program if log.violation else [],
     )
 
 

@@ -139,7 +139,7 @@ _ENTRIES = (
         b4_rename_clobber.deliver,
         "B4",
         "Dovecot maildir-save.c; isync drv_maildir.c; Exim appendfile.c; OpenSMTPD mail.maildir",
-        ("P3",),
+        ("P2", "P3"),
     ),
     _entry(
         "non-exclusive-create",
@@ -205,7 +205,7 @@ _ENTRIES = (
         b12_pid_only_name.deliver,
         "B12",
         "cr.yp.to/proto/maildir.html (time.ID.host); rename agents of B4",
-        ("P3",),
+        ("P2", "P3"),
         ALL_PROFILES + NFS,
         (),
     ),

@@ -252,7 +252,7 @@ PID_NAMESPACES = Fault(
 
 def short_count(asked: int, cut: int) -> int:
     """How many bytes a short transfer of `asked` (>= 2) bytes moves: 1 to asked - 1,
-    from the checker's draw `cut` (0 -> 1 byte, so Hypothesis shrinks toward the shortest)."""
+    from the checker's draw `cut` (0 -> 1 byte, so shrinking goes toward the shortest)."""
     return 1 + cut % (asked - 1)
 
 

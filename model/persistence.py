@@ -12,8 +12,8 @@ A profile answers four questions (rules cited in specs/requirements.md, S1-S6 an
     (a journal prefix, or any subset), and what may each pending data write become
     (kept, lost, zero-filled, or stale foreign bytes)?
 
-A crash state is named by a `CrashChoice` - plain integers the checker draws, so Hypothesis
-shrinks it (0 everywhere = nothing lost). `find_crash_state` and `guaranteed_in` compute
+A crash state is named by a `CrashChoice` - plain integers the checker draws, so a
+counterexample shrinks it (0 everywhere = nothing lost). `find_crash_state` and `guaranteed_in` compute
 what a crash could leave without sampling.
 """
 

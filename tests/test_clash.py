@@ -17,8 +17,8 @@ import pytest
 from maildircheck.harness.check import Check
 from maildircheck.harness.host import HOST, NFS_HOSTS, ROOT, Host
 from maildircheck.harness.machine import PID_POOL
-from maildircheck.harness.rules import machine_for
 from maildircheck.harness.messages import Shape
+from maildircheck.harness.rules import machine_for
 from maildircheck.harness.verify import verify
 from maildircheck.impl.catalogue.weak_names import time_usec_pid_host
 from maildircheck.impl.deliver import fresh_name

@@ -44,7 +44,7 @@ def opened(kernel: Kernel, proc: Process) -> int:
 @given(asked=st.integers(2, 5000), cut=st.integers(0, 1 << 20))
 def test_a_short_count_is_at_least_one_and_less_than_asked(asked: int, cut: int) -> None:
     assert 1 <= short_count(asked, cut) < asked
-    assert short_count(asked, 0) == 1  # what Hypothesis shrinks to
+    assert short_count(asked, 0) == 1  # what a shrunk draw gives
 
 
 def test_x11_a_short_write_stores_and_returns_only_the_first_bytes() -> None:

@@ -11,7 +11,8 @@ a matter of course.
 
 Expected to break P3 no-clobber under every NFS environment (nfs3-sync, nfs3-nocto,
 nfs3-nodrc): deliveries on two hosts in the same second both report success and new/
-keeps only one message. On a local disk it needs pid reuse, as B4 does.
+keeps only one message. On a local disk it needs pid reuse, as B4 does - and, as with B4,
+P2 no-early-success when the reader's rename into cur/ replaces the first message there.
 """
 
 from __future__ import annotations

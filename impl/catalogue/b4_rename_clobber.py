@@ -13,7 +13,9 @@ tmp/NAME, the message was moved, so the clobber is the only flaw left.
 
 Expected to break P3 no-clobber on every persistence profile: two deliveries with the same
 pid in the same second (one after the other, or in two PID namespaces or on two NFS clients
-with one host name) both report success and new/ keeps only the second message.
+with one host name) both report success and new/ keeps only the second message. When the
+reader has already moved the first message to cur/ under the same name, its rename of the
+second replaces it there, and the first delivery's report breaks P2 no-early-success.
 """
 
 from __future__ import annotations
