@@ -38,7 +38,12 @@ from maildircheck.model.faults import (
 from maildircheck.model.lifecycle import Stage
 from maildircheck.model.outcome import DeliveryRequest, Outcome, PermanentFailure, Strategy
 from maildircheck.model.persistence import CrashChoice
-from maildircheck.model.properties import DeliveryRecord, Violation, moves_the_message
+from maildircheck.model.properties import (
+    DeliveryRecord,
+    Violation,
+    collided,
+    moves_the_message,
+)
 from maildircheck.model.syscalls import Interrupted, Syscall, Unlink
 
 if TYPE_CHECKING:
@@ -317,7 +322,11 @@ class DeliveryMachine(RuleBasedStateMachine):
         if actor.record is not None:
             # P7: a fault hit it - injected now, SIGTERM, or one whose effect goes on (F9:
             # an aborted journal answers EROFS until a crash remounts the file system)
+            collision = collided(self.host.fs, request, reply, actor.label)
             if fault is not None or isinstance(reply, Interrupted) or self.host.fs.aborted:
+                self._hit(actor.record)
+            elif collision is not None and collision not in actor.record.collisions:
+                actor.record.collisions.add(collision)  # a name clash hits it, once a name
                 self._hit(actor.record)
             elif not moves_the_message(request, reply):
                 actor.record.since_fault += 1

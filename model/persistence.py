@@ -13,8 +13,8 @@ A profile answers four questions (rules cited in specs/requirements.md, S1-S6 an
     (kept, lost, zero-filled, or stale foreign bytes)?
 
 A crash state is named by a `CrashChoice` - plain integers the checker draws, so a
-counterexample shrinks it (0 everywhere = nothing lost). `find_crash_state` and `guaranteed_in` compute
-what a crash could leave without sampling.
+counterexample shrinks it (0 everywhere = nothing lost). `find_crash_state` and
+`guaranteed_in` compute what a crash could leave without sampling.
 """
 
 from __future__ import annotations

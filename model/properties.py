@@ -19,6 +19,7 @@ shows it) or None. The checker calls them after every step.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +34,7 @@ from maildircheck.model.persistence import (
     find_crash_state,
     guaranteed_in,
 )
-from maildircheck.model.syscalls import ReadInput, Syscall, Write
+from maildircheck.model.syscalls import Link, Open, OpenFlag, ReadInput, Syscall, Write
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,7 @@ class DeliveryRecord:
     refused_unlinks: set[str] = field(default_factory=set)  # paths whose unlink failed
     faults: int = 0  # faults that hit this attempt (P7): injected replies, SIGTERM, ...
     since_fault: int = 0  # its syscalls that moved no data since the last of them (or start)
+    collisions: set[str] = field(default_factory=set)  # names it found taken by another's file
 
 
 def describe_content(content: Content, messages: Messages) -> str:
@@ -363,6 +365,23 @@ def moves_the_message(request: Syscall[Any], reply: object) -> bool:
     if isinstance(request, ReadInput):
         return isinstance(reply, bytes) and len(reply) > 0
     return isinstance(request, Write) and isinstance(reply, int) and reply > 0
+
+
+def collided(fs: FileSystem, request: Syscall[Any], reply: object, label: str) -> str | None:
+    """P7: the name this syscall found taken by another's file - an exclusive create or a
+    link answered EEXIST where the file at that name is not `label`'s own (a clash source,
+    X13-X16, or a weak name). A collision is a fault that hit the delivery; the name is
+    returned so that it counts once (a retry of the same name for ever still loops, B16)."""
+    if not (isinstance(reply, OSError) and reply.errno == errno.EEXIST):
+        return None
+    if isinstance(request, Open) and OpenFlag.EXCL in request.flags:
+        path = request.path
+    elif isinstance(request, Link):
+        path = request.dst
+    else:
+        return None
+    ino = fs.find(path)
+    return path if ino is not None and fs.inodes[ino].creator != label else None
 
 
 def check_progress(rec: DeliveryRecord, budget: int) -> Violation | None:

@@ -109,7 +109,7 @@ def test_relative_links_resolve() -> None:
     assert not broken, f"broken links: {broken}"
 
 
-QUOTING_DOCS = [DOCS / "counterexamples.md"]
+QUOTING_DOCS = [DOCS / "counterexamples.md", DOCS / "nfs.md"]
 
 
 @pytest.mark.parametrize(
@@ -117,12 +117,13 @@ QUOTING_DOCS = [DOCS / "counterexamples.md"]
 )
 def test_quoted_output_is_what_its_command_prints(quote: doc_outputs.Quote) -> None:
     """Every output a doc quotes is rerun, in a fresh process, and must match; regenerate
-    with `python tests/doc_outputs.py docs/counterexamples.md`."""
+    with `python tests/doc_outputs.py docs/counterexamples.md docs/nfs.md`."""
     assert doc_outputs.masked(doc_outputs.run(quote)) == doc_outputs.masked(quote.output)
 
 
 def test_counterexamples_doc_quotes_every_example() -> None:
     assert len(doc_outputs.quotes(DOCS / "counterexamples.md")) == 6
+    assert len(doc_outputs.quotes(DOCS / "nfs.md")) == 3  # pid-only-name, async, stale-nlink
 
 
 def test_algorithm_table_cells_are_what_the_search_finds() -> None:

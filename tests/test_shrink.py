@@ -124,3 +124,19 @@ def test_the_same_seed_gives_the_same_counterexample() -> None:
     first, second = verify(check), verify(check)
     assert first.timeline is not None and second.timeline is not None
     assert first.timeline.render() == second.timeline.render()
+
+
+def test_p7_a_deferral_after_a_name_collision_is_excused() -> None:
+    """After a reboot D2 picks D1's name (same boot time, pid and draw of getrandom): its
+    link answers EEXIST, and ambiguous-link-fails defers. The collision is a fault that hit
+    D2 (P7), so the deferral is not a violation; the same run on a machine that never
+    rebooted has no collision, and D2 delivers."""
+    check = Check.of("ambiguous-link-fails", "sync", ("reboot",), quality=True)
+    small = (Shape(SIZES[0]), PIPE_CHUNKS[0])
+    first = step("r_start", count=40, mail=small, **START)
+    second = step("r_start", count=40, mail=small, **START)
+    collided = replay(machine_for(check), [first, step("r_reboot", which=0), second])
+    assert "link: EEXIST" in collided.timeline.render()
+    assert collided.violation is None
+    assert collided.program[-1].rule == "r_start"  # D2 ran and reported
+    assert "reports temporary failure" in collided.timeline.render()
