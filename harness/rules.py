@@ -56,6 +56,18 @@ def _has_tmp(machine: DeliveryMachine) -> bool:
     return bool(machine.host.fs.entries[machine.host.layout.tmp])
 
 
+def _clock_matters(machine: DeliveryMachine) -> bool:
+    """A jump of the clock acts on a running delivery (its 24-hour timer, A7) or on what
+    tmp/ holds (the cleaner, E2); with neither, it would only move later names apart."""
+    return _has_delivery(machine) or _has_tmp(machine)
+
+
+def _crash_matters(machine: DeliveryMachine) -> bool:
+    """A local power loss acts on a running delivery or on what is not yet durable; with
+    neither, the machine would restart to what it was."""
+    return _has_delivery(machine) or bool(machine.host.fs.pending)
+
+
 def rules_for(check: Check) -> dict[str, Rule]:
     M = DeliveryMachine
     # how far a process runs: a few syscalls half the time (races), else up to 64
@@ -97,15 +109,15 @@ def rules_for(check: Check) -> dict[str, Rule]:
         ),
         "r_reader": Rule(M.run_reader, {"count": Ints(1, 16)}),
         "r_cleaner": Rule(M.run_cleaner, {"count": Ints(1, 8)}, _has_tmp),
-        "r_clock": Rule(M.advance_clock, {"jump": Choice(CLOCK_JUMPS)}),
+        "r_clock": Rule(M.advance_clock, {"jump": Choice(CLOCK_JUMPS)}, _clock_matters),
     }
     crash = {"dropped": Ints(0, 4095), "fates": Fates()}
     if KILL in faults:
         table["r_kill"] = Rule(M.kill, {"which": Ints(0, 1)}, _has_delivery)
     if SIGTERM in faults:
         table["r_sigterm"] = Rule(M.sigterm, {"which": Ints(0, 1)}, _has_delivery)
-    if POWER_LOSS in faults:
-        table["r_power"] = Rule(M.power_loss, crash)
+    if POWER_LOSS in faults:  # on NFS a power loss also empties the clients' caches
+        table["r_power"] = Rule(M.power_loss, crash, None if check.env.is_nfs else _crash_matters)
     if SERVER_CRASH in faults:
         table["r_server"] = Rule(M.server_crash, crash)
     if CLIENT_CRASH in faults:
