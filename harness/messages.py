@@ -97,8 +97,8 @@ def build(mid: str, shape: Shape) -> bytes:
 
 
 TRAITS = ("from_line", "crlf", "nul", "eight_bit", "no_final_newline")
-SMALL = (1, 2, 3, 7, 8, 9, 20, 63, 64, 65, 100, 127, 128, 129, 200, 255, 256, 257, 511, 512, 513)
-SMALL += (1000, 1023, 1024, 1025)
+SMALL: tuple[int, ...] = (1, 2, 3, 7, 8, 9, 20, 63, 64, 65, 100, 127, 128, 129, 200, 255)
+SMALL += (256, 257, 511, 512, 513, 1000, 1023, 1024, 1025)
 AROUND = tuple((b - 1, b, b + 1) for b in BOUNDARIES)  # one byte either side of each boundary
 SIZES = (*SMALL, *(size for sizes in AROUND for size in sizes))  # simplest first
 

@@ -111,7 +111,7 @@ def rules_for(check: Check) -> dict[str, Rule]:
         "r_cleaner": Rule(M.run_cleaner, {"count": Ints(1, 8)}, _has_tmp),
         "r_clock": Rule(M.advance_clock, {"jump": Choice(CLOCK_JUMPS)}, _clock_matters),
     }
-    crash = {"dropped": Ints(0, 4095), "fates": Fates()}
+    crash: dict[str, Draw[Any]] = {"dropped": Ints(0, 4095), "fates": Fates()}
     if KILL in faults:
         table["r_kill"] = Rule(M.kill, {"which": Ints(0, 1)}, _has_delivery)
     if SIGTERM in faults:
@@ -132,13 +132,16 @@ def rules_for(check: Check) -> dict[str, Rule]:
     return table
 
 
+_rule: Callable[..., Callable[[Callable[..., None]], Callable[..., None]]] = rule  # no bundles
+
+
 def machine_for(check: Check) -> type[DeliveryMachine]:
     """A state-machine class with the rules of one check. Instances take the search's
     `RunLog` (a fresh one when Hypothesis or HypoFuzz make them without)."""
     table = rules_for(check)
     ns: dict[str, Any] = {"check": check, "table": table}
     for name, entry in table.items():
-        recorded = rule(**strategies(entry.draws))(_recorded(name, entry.method))
+        recorded = _rule(**strategies(entry.draws))(_recorded(name, entry.method))
         ns[name] = precondition(entry.when)(recorded) if entry.when else recorded
     return type("Rules", (DeliveryMachine,), ns)
 

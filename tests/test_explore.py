@@ -1,0 +1,63 @@
+"""The breadth-first explorer (issue 12, harness/explore.py): it finds a shortest
+counterexample, as short as verify's shrunk one where that is shortest, says when none
+exists within its bound, and its one reduction (a state reached twice is expanded once)
+keeps every violation the tree search finds.
+
+Spec IDs exercised: P1, F8, X2, E7 (a found program replays as a counterexample).
+"""
+
+from __future__ import annotations
+
+from maildircheck.harness.check import Check
+from maildircheck.harness.explore import Bound, explore
+from maildircheck.harness.rules import machine_for
+from maildircheck.harness.shrink import replay
+from maildircheck.harness.verify import verify
+
+ONE = Bound(syscalls=20, deliveries=1, faults=1, reader=False, cleaner=False)
+
+
+def test_vpopmail_shortest_counterexample_is_verifys() -> None:
+    check = Check.of("vpopmail-4.10.14", "ext4-ordered")
+    found = explore(check, ONE)
+    shrunk = verify(check)
+    assert found.violation is not None and shrunk.violation is not None
+    assert found.violation.prop == shrunk.violation.prop == "P1"
+    assert found.timeline is not None and shrunk.timeline is not None
+    assert found.timeline.syscalls == shrunk.timeline.syscalls == 8
+    again = replay(machine_for(check), found.program)  # the program is a counterexample
+    assert again.timeline.render() == found.timeline.render()
+
+
+def test_no_fsync_needs_a_power_loss_and_is_as_short_as_verifys() -> None:
+    check = Check.of("no-fsync", "ext4-ordered", ("power-loss",))
+    found = explore(check, ONE)
+    assert found.violation is not None and found.violation.prop == "P1"
+    assert found.timeline is not None and found.timeline.syscalls == 14
+    assert "after a power loss now" in found.violation.why  # the crash states computed (F8)
+    shrunk = verify(check)
+    assert shrunk.timeline is not None and shrunk.timeline.syscalls == 14
+
+
+def test_correct_holds_within_the_bound_and_says_how_far_it_looked() -> None:
+    found = explore(Check.of("correct", "ext4-ordered", ("power-loss", "eio")), ONE)
+    assert found.violation is None and found.complete
+    assert found.depth >= 17  # at least a whole delivery, with its fsync of new/
+    assert found.states == sum(found.by_depth.values()) > 17
+
+
+def test_expanding_each_state_once_keeps_what_the_tree_search_finds() -> None:
+    cases = (
+        ("vpopmail-4.10.14", ("power-loss",), Bound(8, 1, 1, reader=False, cleaner=False)),
+        ("correct", ("kill",), Bound(5, 2, 0, reader=False, cleaner=False)),
+    )
+    for name, faults, bound in cases:
+        check = Check.of(name, "ext4-ordered", faults)
+        reduced, tree = explore(check, bound), explore(check, bound, reduce=False)
+        assert (reduced.violation is None) == (tree.violation is None)
+        if tree.violation is not None:
+            assert reduced.violation is not None and reduced.timeline and tree.timeline
+            assert reduced.violation.prop == tree.violation.prop
+            assert reduced.timeline.syscalls == tree.timeline.syscalls
+        assert reduced.depth == tree.depth and reduced.states <= tree.states
+    assert reduced.states < tree.states  # two deliveries: starts that differ in no way merge
