@@ -149,3 +149,39 @@ def test_algorithm_table_cells_are_what_the_search_finds() -> None:
         ("always-defer", "btrfs"),
     ):
         assert table.cell(name, env) == rows[name][env], (name, env)
+
+
+NFS_FAULTS = ("kill", "server-crash", "client-crash", "sigterm", "enospc", "edquot", "eio")
+
+
+def nfs_table_rows() -> list[tuple[str, str, str, str, str]]:
+    """docs/nfs.md's results table: (outcome, call, verdict, reason, counterexample) for
+    each row whose call is plain `verify(...)` calls (the stale-nlink row loops over six
+    checks that tests/test_catalogue.py runs)."""
+    text = (DOCS / "nfs.md").read_text().split("| outcome | call |", 1)[1]
+    lines = list(itertools.takewhile(lambda line: line.startswith("|"), text.splitlines()[2:]))
+    rows = []
+    for line in lines:
+        cells = [c.strip() for c in line.strip("|").split(" | ")]
+        if "for ENV in" not in cells[1]:
+            rows.append((cells[0], cells[1], cells[2], cells[3], cells[4]))
+    return rows
+
+
+@pytest.mark.parametrize("row", nfs_table_rows(), ids=lambda row: row[0][:40])
+def test_nfs_table_rows_are_what_their_calls_find(row: tuple[str, str, str, str, str]) -> None:
+    """Each row of docs/nfs.md's table is its call's verdict: holds or violated, the
+    property and its reason, and the counterexample's length."""
+    _, call, verdict, reason, length = row
+    calls = re.findall(r"`(verify\(.*?\))`", call)
+    verdicts = [v.strip().split(" ")[0] for v in verdict.split(";")]
+    assert calls and len(calls) == len(verdicts), call
+    namespace = {"verify": verify, "Check": Check, "NFS_FAULTS": NFS_FAULTS}
+    for code, expected in zip(calls, verdicts, strict=True):
+        v = eval(code, namespace)  # the table's own call text
+        assert ("holds" if v.holds else "violated") == expected, code
+        evidence = v if v.violation is not None else v.environment
+        if evidence is not None and evidence.violation is not None:
+            assert f"{evidence.violation.prop}: {evidence.violation.why}" in reason, code
+            assert evidence.timeline is not None
+            assert str(evidence.timeline.syscalls) == length.split(" ")[0], code
