@@ -9,6 +9,9 @@ demo; the human reports are `maildircheck.harness.report`'s, running a check is
                         [--faults LIST] [--max-examples N] [--seed S] [--quality]
                         [--strict-lifecycle] [--workers N] [--message-size BYTES]
                         [--no-shrink] [--json] [--[no-]progress]
+    maildircheck explore --strategy NAME --env PROFILE [--faults LIST] [--syscalls N]
+                         [--deliveries N] [--fault-steps N] [--jumps N] [--reader]
+                         [--cleaner] [--max-states N] [--quality] [--json]
     maildircheck list [--json]
     maildircheck matrix [--strategies A,B] [--envs X,Y] [--max-examples N] [--seed S]
                         [--workers N] [--format md|json|html] [--output FILE]
@@ -20,15 +23,16 @@ demo; the human reports are `maildircheck.harness.report`'s, running a check is
     maildircheck demo
 
 Exit codes:
-    0  verify: every checked property holds within the budget; list; demo: the bug was found;
+    0  verify: every checked property holds within the budget; explore: within the bound;
+       list; demo: the bug was found;
        fidelity: every profile compared allows every outcome measured
        realfs: P1 and P2 hold in every crash state of the real file system
-    1  verify: a checked property is violated; demo: the bug was not found; fidelity: a
+    1  verify, explore: a checked property is violated; demo: the bug was not found; fidelity: a
        profile is unsound; realfs: P1 or P2 is violated on the real file system
     2  usage error (unknown strategy, profile or fault, a bad number, a strategy file that
        does not load), reported as one line `maildircheck: error: ...` on stderr
     3  the check could not complete (the strategy raised when called, or a checker bug),
-       reported as one line on stderr
+       reported as one line on stderr; explore: the bound was not exhausted
 
 Hypothesis and rich are imported only when a command needs them, so `--help` stays quick.
 """
@@ -43,6 +47,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from maildircheck.harness import explore_cli
 from maildircheck.harness.check import Check, CheckError
 from maildircheck.harness.realfs import cli as realfs_cli
 from maildircheck.harness.trace import cli as trace_cli
@@ -182,6 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print the verdict as JSON on stdout, nothing else"
     )
     _progress_flag(check)
+
+    explore_cli.add_parser(commands, _int)
 
     listing = commands.add_parser(
         "list",
@@ -339,6 +346,28 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
         print_verdict(verdict, check.max_examples)
     return 0 if verdict.holds else 1
+
+
+def cmd_explore(args: argparse.Namespace) -> int:
+    from maildircheck.harness.explore import explore
+
+    try:
+        check = Check.of(
+            args.strategy,
+            args.env,
+            args.faults,
+            quality=args.quality,
+            strict_lifecycle=args.strict_lifecycle,
+        )
+    except CheckError as err:
+        raise UsageError(str(err)) from None
+    with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+        found = explore(check, explore_cli.bound_from(args), args.max_states)
+    if args.json:
+        print(json.dumps(explore_cli.as_json(found), indent=2))
+    else:
+        print(explore_cli.report(found))
+    return explore_cli.exit_code(found)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -508,6 +537,7 @@ def _fsync_failure(systems: list[str], form: str) -> int:
 
 COMMANDS = {
     "verify": cmd_verify,
+    "explore": cmd_explore,
     "list": cmd_list,
     "matrix": cmd_matrix,
     "demo": cmd_demo,

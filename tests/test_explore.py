@@ -8,7 +8,12 @@ Spec IDs exercised: P1, F8, X2, E7 (a found program replays as a counterexample)
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
 from maildircheck.harness.check import Check
+from maildircheck.harness.cli import main
 from maildircheck.harness.explore import Bound, explore
 from maildircheck.harness.rules import machine_for
 from maildircheck.harness.shrink import replay
@@ -61,3 +66,20 @@ def test_expanding_each_state_once_keeps_what_the_tree_search_finds() -> None:
             assert reduced.timeline.syscalls == tree.timeline.syscalls
         assert reduced.depth == tree.depth and reduced.states <= tree.states
     assert reduced.states < tree.states  # two deliveries: starts that differ in no way merge
+
+
+def test_explore_command_exit_codes_and_reports(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["explore", "--strategy", "vpopmail-4.10.14", "--env", "ext4-ordered"]
+    assert main(argv) == 1
+    assert "Shortest counterexample (8 syscalls):" in capsys.readouterr().out
+    assert main([*argv, "--json"]) == 1
+    found = json.loads(capsys.readouterr().out)
+    assert found["verdict"] == "violated" and found["counterexample"]["syscalls"] == 8
+    assert found["violation"]["property"] == "P1" and found["complete"]
+    correct = ["explore", "--strategy", "correct", "--env", "sync", "--faults", "none"]
+    assert main(correct) == 0
+    assert "No violation within the bound" in capsys.readouterr().out
+    assert main([*correct, "--max-states", "5"]) == 3  # stopped early: no answer
+    assert "Not exhausted" in capsys.readouterr().out
+    assert main(["explore", "--strategy", "nonesuch", "--env", "sync"]) == 2
+    assert "maildircheck: error:" in capsys.readouterr().err
