@@ -1,4 +1,4 @@
-"""Breadth-first exploration of the checker's state machine within a bound (issue 12).
+"""Breadth-first exploration of the checker's state machine within a bound (spec E8).
 
 Where `verify` samples runs with Hypothesis, `explore` enumerates them: from the empty run,
 every step the state machine could take next - start a delivery, one syscall of a

@@ -109,7 +109,7 @@ def test_relative_links_resolve() -> None:
     assert not broken, f"broken links: {broken}"
 
 
-QUOTING_DOCS = [DOCS / "counterexamples.md", DOCS / "nfs.md"]
+QUOTING_DOCS = [DOCS / "counterexamples.md", DOCS / "nfs.md", DOCS / "explore.md"]
 
 
 @pytest.mark.parametrize(
@@ -117,7 +117,7 @@ QUOTING_DOCS = [DOCS / "counterexamples.md", DOCS / "nfs.md"]
 )
 def test_quoted_output_is_what_its_command_prints(quote: doc_outputs.Quote) -> None:
     """Every output a doc quotes is rerun, in a fresh process, and must match; regenerate
-    with `python tests/doc_outputs.py docs/counterexamples.md docs/nfs.md`."""
+    with `python tests/doc_outputs.py docs/counterexamples.md docs/nfs.md docs/explore.md`."""
     assert doc_outputs.masked(doc_outputs.run(quote)) == doc_outputs.masked(quote.output)
 
 
@@ -185,3 +185,20 @@ def test_nfs_table_rows_are_what_their_calls_find(row: tuple[str, str, str, str,
             assert f"{evidence.violation.prop}: {evidence.violation.why}" in reason, code
             assert evidence.timeline is not None
             assert str(evidence.timeline.syscalls) == length.split(" ")[0], code
+
+
+def test_explore_bounds_table_row_is_what_the_explorer_finds() -> None:
+    """docs/explore.md quotes `bench/explore_bounds.py`; its sync row is explored again
+    (verdict, states, deepest run; the seconds are the machine's)."""
+    spec = importlib.util.spec_from_file_location("bounds", ROOT / "bench/explore_bounds.py")
+    assert spec is not None and spec.loader is not None
+    bounds = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bounds)
+    text = (DOCS / "explore.md").read_text().split("<!-- explore bounds -->", 1)[1]
+    rows = [line for line in text.strip().splitlines() if line.startswith("| sync |")]
+    assert len(rows) == 1
+    quoted = [c.strip() for c in rows[0].strip("|").split("|")]
+    from maildircheck.harness.explore import Bound
+
+    found = bounds.row("sync", Bound(bounds.SYSCALLS, 1, bounds.FAULT_STEPS))
+    assert quoted[:4] == ["sync", found["verdict"], str(found["states"]), str(found["depth"])]

@@ -3,7 +3,7 @@ counterexample, as short as verify's shrunk one where that is shortest, says whe
 exists within its bound, and its one reduction (a state reached twice is expanded once)
 keeps every violation the tree search finds.
 
-Spec IDs exercised: P1, F8, X2, E7 (a found program replays as a counterexample).
+Spec IDs exercised: E8, P1, F8, X2, E7 (a found program replays as a counterexample).
 """
 
 from __future__ import annotations
