@@ -210,11 +210,10 @@ def test_the_non_ascii_flags_bug_is_found(tmp_path: Path) -> None:
         for i, text in enumerate(before_fix.splitlines(), 1)
         if text.startswith("def unique_name(")
     )
-    # CrossHair's search differs from run to run. Over all of NameParts one run of 3 CPU
-    # seconds per condition found the counterexample in about 3 of 5 tries (fewer while
-    # the suite ran beside it); focused on the flags, 8 of 8 (3 of them side by side).
-    # Three runs at most, for what is left of chance.
-    for _ in range(3):
+    # CrossHair's search differs from run to run: one run of 3 CPU seconds per condition
+    # finds the counterexample in about 3 of 5 tries here, focused on the flags or not
+    # (13 of 17 focused runs), fewer while the suite runs; eight runs at most
+    for _ in range(8):
         check = crosshair(f"{module}:{line}", 2)
         if check.returncode == 1:
             break
