@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from hypothesis import strategies as st
 
@@ -29,8 +29,9 @@ class Draw(Protocol[T]):
     def simpler(self, value: T) -> Iterator[T]: ...
 
     def slack(self, value: T, simpler: T) -> tuple[int, ...]:
-        """By how many syscalls replacing `value` with `simpler` may shorten a run."""
-        ...
+        """By how many syscalls replacing `value` with `simpler` may shorten a run: none,
+        unless the draw says otherwise (a smaller message, `Mail`)."""
+        return ()
 
 
 def _towards(low: int, value: int) -> Iterator[int]:
@@ -51,7 +52,7 @@ def _towards(low: int, value: int) -> Iterator[int]:
 
 
 @dataclass(frozen=True)
-class Ints:
+class Ints(Draw[int]):
     """An integer in [low, high]; `drawn` replaces the uniform draw where the search should
     weigh the values otherwise."""
 
@@ -68,12 +69,9 @@ class Ints:
     def simpler(self, value: int) -> Iterator[int]:
         return _towards(self.low, value)
 
-    def slack(self, value: int, simpler: int) -> tuple[int, ...]:
-        return ()
-
 
 @dataclass(frozen=True)
-class Choice(Generic[T]):
+class Choice(Draw[T]):
     """One of `options`, the first the simplest. `drawn` replaces the uniform draw where
     the search should weigh the options otherwise."""
 
@@ -89,12 +87,9 @@ class Choice(Generic[T]):
     def simpler(self, value: T) -> Iterator[T]:
         return iter(self.options[: self.options.index(value)])
 
-    def slack(self, value: T, simpler: T) -> tuple[int, ...]:
-        return ()
-
 
 @dataclass(frozen=True)
-class Just(Generic[T]):
+class Just(Draw[T]):
     value: T
 
     def strategy(self) -> st.SearchStrategy[T]:
@@ -106,12 +101,9 @@ class Just(Generic[T]):
     def simpler(self, value: T) -> Iterator[T]:
         return iter(())
 
-    def slack(self, value: T, simpler: T) -> tuple[int, ...]:
-        return ()
-
 
 @dataclass(frozen=True)
-class Fates:
+class Fates(Draw[list[int]]):
     """A crash's per-file fates (model.persistence.CrashChoice): at most `most` of
     0..`highest`; simpler is shorter, then smaller."""
 
@@ -133,12 +125,9 @@ class Fates:
             for smaller in range(fate):
                 yield [*value[:i], smaller, *value[i + 1 :]]
 
-    def slack(self, value: list[int], simpler: list[int]) -> tuple[int, ...]:
-        return ()
-
 
 @dataclass(frozen=True)
-class Mail:
+class Mail(Draw[tuple[Shape, int]]):
     """A message's shape and pipe (harness/messages.py): simpler is a size earlier in SIZES,
     a trait off, a fuller pipe."""
 

@@ -33,18 +33,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from maildircheck.harness.check import Check
-from maildircheck.harness.draws import Step
-from maildircheck.harness.machine import DeliveryMachine, PropertyViolated
+from maildircheck.harness.draws import Choice, Step
+from maildircheck.harness.machine import DeliveryMachine
 from maildircheck.harness.messages import PIPE_CHUNKS, SIZES, Shape
 from maildircheck.harness.rules import CLOCK_JUMPS, machine_for
+from maildircheck.harness.shrink import replay
 from maildircheck.harness.timeline import Timeline
-from maildircheck.model.faults import FAULTS, Family, kind_of_type
+from maildircheck.model.faults import kind_of_type
+from maildircheck.model.fs import DataOp
 from maildircheck.model.properties import Violation
 
 PLAIN = (Shape(SIZES[0]), PIPE_CHUNKS[0])
-EVENTS: tuple[str, ...] = ("r_clock", "r_kill", "r_sigterm", "r_power", "r_server")
-EVENTS += ("r_client", "r_clock_back", "r_reboot")
-FAULT_STEPS = frozenset(EVENTS) - {"r_clock"}
+FAULT_STEPS = frozenset(  # the steps that count as faults (a clock jump counts apart)
+    ("r_kill", "r_sigterm", "r_power", "r_server", "r_client", "r_clock_back", "r_reboot")
+)
 MAX_CRASH_STATES = 256  # crash choices tried per crash step (dropped sets x data fates)
 
 
@@ -136,18 +138,12 @@ def explore(
 
 
 def _run(machine: type[DeliveryMachine], program: list[Step]) -> _Node:
-    run = machine()
-    violation = None
-    try:
-        for step in program:
-            getattr(run, step.rule)(**step.called())
-    except PropertyViolated as raised:
-        violation = raised.violation
+    run = replay(machine, program)
     rules = [s.rule for s in program]
     return _Node(
         program,
-        run,
-        violation,
+        run.machine,
+        run.violation,
         rules.count("r_start"),
         sum(r in FAULT_STEPS for r in rules) + sum(_armed(s) for s in program),
         rules.count("r_clock"),
@@ -179,18 +175,20 @@ def _steps(node: _Node, bound: Bound, capped: list[bool]) -> Iterator[Step]:
                 "r_start", which=which, pid=pid, count=1, entropy=entropy, fault=None,
                 mail=PLAIN, on=on, cut=0,
             )  # fmt: skip
+    aimed = table["r_run"].draws["fault"]  # the (fault, kind) aims the search draws from
+    aims = [aim for aim in aimed.options if aim is not None] if isinstance(aimed, Choice) else []
     for which, actor in enumerate(live):
         yield _step("r_run", which=which, count=1, fault=None, cut=0)
         if can_fault and actor.request is not None:
-            for fault in _reply_faults(m):
-                kind = kind_of_type(type(actor.request))
-                if fault.can_hit(kind) and fault.hits(actor.request):
+            kind = kind_of_type(type(actor.request))
+            for fault, aimed_at in aims:
+                if aimed_at == kind and fault.hits(actor.request):
                     yield _step("r_run", which=which, count=1, fault=(fault, kind), cut=0)
     if bound.reader:
         yield _step("r_reader", count=1)
-    if bound.cleaner and table["r_cleaner"].when is not None and table["r_cleaner"].when(m):
+    if bound.cleaner and table["r_cleaner"].allows(m):
         yield _step("r_cleaner", count=1)
-    if node.jumps < bound.jumps and _enabled(m, "r_clock"):
+    if node.jumps < bound.jumps and table["r_clock"].allows(m):
         for jump in CLOCK_JUMPS:
             yield _step("r_clock", jump=jump)
     if not can_fault:
@@ -200,7 +198,7 @@ def _steps(node: _Node, bound: Bound, capped: list[bool]) -> Iterator[Step]:
             for which in range(len(live)):
                 yield _step(rule, which=which)
     for rule in ("r_power", "r_server"):
-        if rule in table and _enabled(m, rule):
+        if rule in table and table[rule].allows(m):
             for dropped, fates in _crash_states(m, capped):
                 yield _step(rule, dropped=dropped, fates=fates)
     for rule in ("r_client", "r_reboot"):
@@ -216,21 +214,10 @@ def _step(rule: str, **arguments: Any) -> Step:
     return Step(rule, tuple(arguments.items()))
 
 
-def _enabled(machine: DeliveryMachine, rule: str) -> bool:
-    when = machine.table[rule].when
-    return when is None or when(machine)
-
-
-def _reply_faults(machine: DeliveryMachine) -> list[Any]:
-    return [f for f in FAULTS.values() if f.family is Family.REPLY and f in machine.check.faults]
-
-
 def _crash_states(machine: DeliveryMachine, capped: list[bool]) -> Iterator[tuple[int, list[int]]]:
     """The crash choices worth telling apart now: each subset of the pending metadata
     operations dropped, each fate of each pending data write (the trace of the crash then
     says which of them the profile allowed)."""
-    from maildircheck.model.fs import DataOp
-
     pending = machine.host.fs.pending
     data = sum(isinstance(op, DataOp) for op in pending)
     meta = len(pending) - data

@@ -47,6 +47,9 @@ class Rule:
     draws: dict[str, Draw[Any]]
     when: Callable[[DeliveryMachine], bool] | None = None  # its precondition
 
+    def allows(self, machine: DeliveryMachine) -> bool:
+        return self.when is None or self.when(machine)
+
 
 def _has_delivery(machine: DeliveryMachine) -> bool:
     return bool(machine.deliveries())
@@ -70,7 +73,7 @@ def _crash_matters(machine: DeliveryMachine) -> bool:
 
 def rules_for(check: Check) -> dict[str, Rule]:
     M = DeliveryMachine
-    # how far a process runs: a few syscalls half the time (races), else up to 64
+    # how far a process runs in one step (the correct delivery of a one-read message: 17)
     counts = Ints(1, 64)
     faults = check.faults
     reply_faults = [f for f in FAULTS.values() if f.family is Family.REPLY and f in faults]

@@ -9,9 +9,11 @@ fewer steps, then a lower rank of its arguments (harness/draws.py). Each kept ca
 lowers that key, so shrinking ends; MAX_REPLAYS bounds it besides.
 
 The passes, repeated until a round keeps nothing: delete one step, then two neighbours
-(last first); then, step by step, each argument's simpler values, simplest first. A step
-whose precondition no longer holds is skipped, and the run's own record is the program
-kept.
+(last first); merge a delivery's step into the one before it; then, step by step, each
+argument's simpler values, simplest first - the order and the data first, each step's
+count last. A smaller message also tries the counts after it lowered by the reads and
+writes it saves (`Draw.slack`). A step whose precondition no longer holds is skipped, and
+the run's own record is the program kept.
 """
 
 from __future__ import annotations
@@ -31,10 +33,23 @@ SLACK_STEPS = 4  # how many timed steps after a change may take up its slack
 
 @dataclass
 class Run:
-    program: list[Step]
+    machine: DeliveryMachine  # as the run left it
     violation: Violation | None
-    timeline: Timeline
-    key: tuple[int, int, int] = (0, 0, 0)
+
+    @property
+    def program(self) -> list[Step]:  # the steps that ran (the machine's own record)
+        return self.machine.program
+
+    @property
+    def timeline(self) -> Timeline:
+        return self.machine.timeline
+
+    @property
+    def key(self) -> tuple[int, int, int]:
+        """What shrinking lowers: syscalls, then steps, then the rank of the values."""
+        table = self.machine.table
+        rank = sum(ranked(table[s.rule].draws, s.called()) for s in self.program)
+        return (self.timeline.syscalls, len(self.program), rank)
 
 
 def replay(machine: type[DeliveryMachine], program: list[Step]) -> Run:
@@ -43,14 +58,11 @@ def replay(machine: type[DeliveryMachine], program: list[Step]) -> Run:
     violation = None
     try:
         for step in program:
-            when = run.table[step.rule].when
-            if when is None or when(run):
+            if run.table[step.rule].allows(run):
                 getattr(run, step.rule)(**step.called())
     except PropertyViolated as raised:
         violation = raised.violation
-    rank = sum(ranked(run.table[s.rule].draws, s.called()) for s in run.program)
-    key = (run.timeline.syscalls, len(run.program), rank)
-    return Run(run.program, violation, run.timeline, key)
+    return Run(run, violation)
 
 
 def shrink(machine: type[DeliveryMachine], program: list[Step]) -> Run | None:
@@ -59,18 +71,21 @@ def shrink(machine: type[DeliveryMachine], program: list[Step]) -> Run | None:
     best = replay(machine, program)
     if best.violation is None:
         return None
-    prop = best.violation.prop
+    prop, best_key = best.violation.prop, best.key
     tried = {repr(best.program)}
 
     def better(candidate: list[Step]) -> bool:
-        nonlocal best
+        nonlocal best, best_key
         if len(tried) >= MAX_REPLAYS or repr(candidate) in tried:
             return False
         tried.add(repr(candidate))
         run = replay(machine, candidate)
-        if run.violation is None or run.violation.prop != prop or run.key >= best.key:
+        if run.violation is None or run.violation.prop != prop:
             return False
-        best = run
+        key = run.key
+        if key >= best_key:
+            return False
+        best, best_key = run, key
         tried.add(repr(run.program))
         return True
 
