@@ -140,3 +140,22 @@ def test_p7_a_deferral_after_a_name_collision_is_excused() -> None:
     assert collided.violation is None
     assert collided.program[-1].rule == "r_start"  # D2 ran and reported
     assert "reports temporary failure" in collided.timeline.render()
+
+
+def test_a_smaller_message_lowers_the_counts_after_it_so_the_run_still_stops_in_time() -> None:
+    """P6 needs the power to fail right after D1's link: 45 syscalls into a 1,000-byte
+    message read 64 bytes at a time. A 1-byte message alone makes D1 run past the link
+    and report; lowered by the reads and writes it saves (`Draw.slack`), the count stops
+    at the link again. Without that pass the run stays at 60 syscalls."""
+    machine = machine_for(Check.of("correct", "ext4-ordered", ("power-loss",), quality=True))
+    program = [
+        step("r_start", count=45, mail=(Shape(1000), 64), **START),
+        step("r_power", dropped=0, fates=[]),
+        step("r_start", count=40, mail=(Shape(1000), PIPE_CHUNKS[0]), **START),
+    ]
+    assert replay(machine, program).timeline.syscalls == 60
+    shrunk = shrink(machine, program)
+    assert shrunk is not None and shrunk.violation is not None
+    assert shrunk.violation.prop == "P6" and shrunk.timeline.syscalls == 30
+    mails = [s.called()["mail"] for s in shrunk.program if s.rule == "r_start"]
+    assert mails == [(Shape(SIZES[0]), PIPE_CHUNKS[0])] * 2
