@@ -5,7 +5,11 @@ Prints one JSON document:
     faults that expose it (nfs_detection: the NFS rows of issue 3), the search is run with
     seeds 1..N; caught count, the property named,
     median and worst seconds to a shrunk counterexample, median and worst counterexample
-    length (syscalls);
+    length (syscalls), and beside them the explorer's shortest counterexample within
+    EXPLORED (harness/explore.py: two deliveries, the reader, one preemption, as many faults
+    as the row names up to two, messages of 1, 2 and 65537 bytes, up to the worst shrunk
+    length): `explored_length` (None: none that short in that bound), its states and
+    seconds;
   - simulator: syscalls per second of the bare model (the correct delivery on the model
     kernel, no checks);
   - checker: syscalls per second of the full checker running the correct strategy (every
@@ -21,6 +25,7 @@ NFS flaw 20 of 20, median under 2 s (issue 3).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -29,6 +34,7 @@ import time
 from typing import Any
 
 from maildircheck.harness.check import Check
+from maildircheck.harness.explore import Bound, explore
 from maildircheck.harness.host import ROOT, Host
 from maildircheck.harness.messages import MIB, PIPE_CHUNKS, SIZES
 from maildircheck.harness.verify import verify
@@ -49,6 +55,8 @@ NFS_ROWS = (
     ("short-write-ignored", "nfs3-sync", ("short-write",)),
     ("no-random-name", "nfs3-sync", ("cloned-hostnames",)),  # B19 under X15 (issue 11)
 )
+EXPLORED = Bound(deliveries=2, preemptions=1, sizes=(1, 2, 65537), reader=True)
+EXPLORE_WORKERS = 2
 
 
 def detection(
@@ -67,6 +75,7 @@ def detection(
     for s in range(1, seeds + 1):
         v = verify(Check.of(name, env, faults, max_examples=max_examples, seed=s, quality=quality))
         runs.append(v)
+    check = Check.of(name, env, faults, quality=quality)
     caught = [v for v in runs if v.violation is not None and v.violation.prop in info.expected]
     secs = [v.seconds for v in caught]
     lengths = [v.timeline.syscalls for v in caught if v.timeline is not None]
@@ -82,6 +91,20 @@ def detection(
         "worst_seconds": round(max(secs), 3) if secs else None,
         "median_length": statistics.median(lengths) if lengths else None,
         "worst_length": max(lengths) if lengths else None,
+        **explored(check, max(lengths, default=EXPLORED.syscalls)),
+    }
+
+
+def explored(check: Check, depth: int) -> dict[str, Any]:
+    """The explorer's shortest counterexample for `check`, no deeper than `depth`."""
+    bound = dataclasses.replace(EXPLORED, syscalls=depth, faults=min(2, len(check.faults)))
+    found = explore(check, bound, workers=EXPLORE_WORKERS)
+    return {
+        "explored_length": found.timeline.syscalls if found.timeline else None,
+        "explored_property": found.violation.prop if found.violation else None,
+        "explored_states": found.states,
+        "explored_seconds": round(found.seconds, 1),
+        "explored_complete": found.complete,
     }
 
 

@@ -10,8 +10,9 @@ demo; the human reports are `maildircheck.harness.report`'s, running a check is
                         [--strict-lifecycle] [--workers N] [--message-size BYTES]
                         [--no-shrink] [--json] [--[no-]progress]
     maildircheck explore --strategy NAME --env PROFILE [--faults LIST] [--syscalls N]
-                         [--deliveries N] [--fault-steps N] [--jumps N] [--reader]
-                         [--cleaner] [--max-states N] [--quality] [--json]
+                         [--deliveries N] [--fault-steps N] [--jumps N] [--preemptions N]
+                         [--sizes N,N...] [--reader] [--cleaner] [--max-states N]
+                         [--workers N] [--quality] [--json] [--[no-]progress]
     maildircheck list [--json]
     maildircheck matrix [--strategies A,B] [--envs X,Y] [--max-examples N] [--seed S]
                         [--workers N] [--format md|json|html] [--output FILE]
@@ -188,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _progress_flag(check)
 
-    explore_cli.add_parser(commands, _int)
+    _progress_flag(explore_cli.add_parser(commands, _int))
 
     listing = commands.add_parser(
         "list",
@@ -350,6 +351,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_explore(args: argparse.Namespace) -> int:
     from maildircheck.harness.explore import explore
+    from maildircheck.harness.progress import for_stderr
 
     try:
         check = Check.of(
@@ -362,7 +364,13 @@ def cmd_explore(args: argparse.Namespace) -> int:
     except CheckError as err:
         raise UsageError(str(err)) from None
     with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
-        found = explore(check, explore_cli.bound_from(args), args.max_states)
+        found = explore(
+            check,
+            explore_cli.bound_from(args),
+            args.max_states,
+            workers=args.workers,
+            progress=for_stderr(args.progress),
+        )
     if args.json:
         print(json.dumps(explore_cli.as_json(found), indent=2))
     else:

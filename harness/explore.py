@@ -9,44 +9,57 @@ shortest one (fewest syscalls, then fewest steps). A step is a rule call of the 
 (harness/rules.py) with its count set to one syscall, so a counterexample is a program the
 shrinker's `replay` runs and a timeline like verify's.
 
-States are told apart by their trace: every syscall with its request, reply and fault,
-and every event with its details (a crash's kept and lost operations, a clock jump, a
-delivery's message). The model is deterministic, so two runs with one trace are in one
-state, and a state reached twice is expanded once. A fault is only armed for the syscall
-it hits, so no state holds a fault the trace does not show. This is the only reduction:
-steps of independent processes are not commuted (every syscall moves the clock, which the
-deliveries read, so few are independent here).
+Two reductions, each kept exact (tests/test_explore.py compares them with the plain tree
+search on small bounds):
+- states are told apart by their trace (every syscall with its request, reply and fault,
+  every event with its details); the model is deterministic, so two runs with one trace are
+  in one state, and a state reached twice is expanded once;
+- symmetry: messages never handed to a delivery are alike (same shape, same length), and
+  so are pids never given out on a host, so a start takes the first such message and the
+  first such pid, beside every message and pid already in play.
+Steps of independent processes are not commuted: every syscall moves the clock, which the
+deliveries read and stamp on files, so two orders rarely leave one state. Instead the bound
+counts preemptions, as CHESS does (Musuvathi and Qadeer, "Iterative context bounding for
+systematic testing of multithreaded programs", PLDI 2007): a step of one process while
+another that ran last is still alive. Runs one delivery after the other need none.
 
 The bound: `syscalls` (depth), `deliveries` started, `faults` (injected replies, kills,
-SIGTERM, crashes, clock steps back, reboots), `jumps` of the clock, and whether the reader
-and the cleaner run (off by default); the messages are the plainest (one byte, a full
-pipe) and getrandom answers one of `entropies`.
+SIGTERM, crashes, clock steps back, reboots), `jumps` of the clock, `preemptions`, the
+message `sizes` a new message may have (plain, through a full pipe), whether the reader and
+the cleaner run (off by default), and the `entropies` getrandom answers.
+
+The search goes a depth (a syscall) at a time; a round expands the frontier's programs, in
+`workers` processes or in this one - each replays its program (generators cannot be
+copied), then each next step - and the frontier is deduplicated here by a 128-bit digest
+of each trace. The answer does not depend on the number of workers.
 """
 
 from __future__ import annotations
 
-import collections
+import hashlib
 import itertools
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from maildircheck.harness.check import Check
 from maildircheck.harness.draws import Choice, Step
-from maildircheck.harness.machine import DeliveryMachine
-from maildircheck.harness.messages import PIPE_CHUNKS, SIZES, Shape
+from maildircheck.harness.machine import PID_POOL, DeliveryMachine
+from maildircheck.harness.messages import PIPE_CHUNKS, Shape
+from maildircheck.harness.progress import Progress
 from maildircheck.harness.rules import CLOCK_JUMPS, machine_for
 from maildircheck.harness.shrink import replay
 from maildircheck.harness.timeline import Timeline
-from maildircheck.model.faults import kind_of_type
+from maildircheck.model.faults import PID_NAMESPACES, kind_of_type
 from maildircheck.model.fs import DataOp
 from maildircheck.model.properties import Violation
 
-PLAIN = (Shape(SIZES[0]), PIPE_CHUNKS[0])
 FAULT_STEPS = frozenset(  # the steps that count as faults (a clock jump counts apart)
     ("r_kill", "r_sigterm", "r_power", "r_server", "r_client", "r_clock_back", "r_reboot")
 )
+PROCESS_STEPS = frozenset(("r_start", "r_run", "r_reader", "r_cleaner"))  # run a process
 MAX_CRASH_STATES = 256  # crash choices tried per crash step (dropped sets x data fates)
 
 
@@ -56,6 +69,8 @@ class Bound:
     deliveries: int = 2
     faults: int = 1
     jumps: int = 0
+    preemptions: int = 1
+    sizes: tuple[int, ...] = (1,)  # the sizes a new message may have
     entropies: tuple[int, ...] = (0,)
     reader: bool = False  # every reader syscall moves the clock, so each placement of one
     cleaner: bool = False  # is a state of its own: on, they multiply the states tenfold
@@ -74,107 +89,189 @@ class Exploration:
     complete: bool = True  # False when a state limit stopped it, or a crash had more states
     # than MAX_CRASH_STATES: then "no violation" holds only for what was explored
     by_depth: dict[int, int] = field(default_factory=dict)  # syscalls -> states
+    workers: int = 1
 
 
-@dataclass
-class _Node:
-    program: list[Step]
-    machine: DeliveryMachine
+@dataclass(frozen=True)
+class Node:
+    """A run reached: its program and what the bound counts of it."""
+
+    program: tuple[Step, ...]
+    syscalls: int
     violation: Violation | None
-    deliveries: int
-    faults: int
-    jumps: int
+    deliveries: int = 0
+    faults: int = 0
+    jumps: int = 0
+    preemptions: int = 0
+    last: str = ""  # the process that made the last syscall
 
 
 def explore(
-    check: Check, bound: Bound = Bound(), max_states: int | None = None, reduce: bool = True
+    check: Check,
+    bound: Bound = Bound(),
+    max_states: int | None = None,
+    reduce: bool = True,
+    workers: int = 1,
+    progress: Progress | None = None,
 ) -> Exploration:
     """Every run within `bound`, shortest first; the first that violates a checked property
-    is the answer. `reduce=False` expands a state each time it is reached (a tree search:
-    the baseline the reduction is tested against)."""
+    is the answer. `reduce=False` is the plain tree search: every state expanded each time
+    it is reached, every message and pid tried (the baseline the reductions are tested
+    against)."""
     started = time.perf_counter()
-    machine = machine_for(check)
-    root = _run(machine, [])
-    seen: set[object] = {_key(root.machine.timeline)}
-    queue = collections.deque([root])  # 0-1 breadth first: a step without a syscall first
-    by_depth: collections.Counter[int] = collections.Counter({0: 1})
-    found: _Node | None = None
+    progress = progress or Progress()
+    progress.start(f"explore {check.label}", bound.syscalls, "syscalls deep")
+    seen: set[bytes] = set()
+    by_depth: dict[int, int] = {0: 1}
+    frontier = [Node((), 0, None)]
+    found: Node | None = None
     complete = True
-    capped = [False]
-    while queue:
-        node = queue.popleft()
-        if node.violation is not None:
-            found = node
-            break
-        for step in _steps(node, bound, capped):
-            child = _run(machine, [*node.program, step])
-            depth = child.machine.timeline.syscalls
-            if depth > bound.syscalls:
-                continue
-            key = _key(child.machine.timeline) if reduce else len(seen)
-            if key in seen:
-                continue
-            seen.add(key)
-            by_depth[depth] += 1
-            if depth == node.machine.timeline.syscalls:
-                queue.appendleft(child)
-            else:
-                queue.append(child)
-        if max_states is not None and len(seen) >= max_states:
-            complete = False
-            break
+    pool = None
+    if workers > 1:
+        pool = ProcessPoolExecutor(workers, initializer=_init, initargs=(check,))
+    _init(check)
+    try:
+        depth = 0
+        while frontier and found is None:
+            later: list[Node] = []
+            while frontier:  # a round: the frontier's children at this depth join it
+                found = min((n for n in frontier if n.violation), key=_shortest, default=None)
+                if found is not None:
+                    break
+                now: list[Node] = []
+                for children, capped in _expand_all(pool, frontier, bound, reduce, workers):
+                    complete = complete and not capped
+                    for child, key in children:
+                        if key in seen:
+                            continue
+                        seen.add(key)
+                        by_depth[child.syscalls] = by_depth.get(child.syscalls, 0) + 1
+                        (now if child.syscalls == depth else later).append(child)
+                frontier = now
+                if max_states is not None and len(seen) >= max_states:
+                    complete, frontier, later = False, [], []
+            progress.count(depth, f"depth {depth} done: {len(seen) + 1} states")
+            frontier, depth = later, depth + 1
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+        progress.stop(f"{len(seen) + 1} states, {'a violation' if found else 'no violation'}")
+    run = replay(_MACHINE[0], list(found.program)) if found is not None else None
     return Exploration(
         check,
         bound,
-        found.violation if found else None,
-        found.machine.timeline if found else None,
-        found.program if found else [],
-        len(seen),
+        run.violation if run else None,
+        run.timeline if run else None,
+        list(found.program) if found else [],
+        len(seen) + 1,
         max(by_depth),
         time.perf_counter() - started,
-        complete and not capped[0],
+        complete,
         dict(sorted(by_depth.items())),
+        workers,
     )
 
 
-def _run(machine: type[DeliveryMachine], program: list[Step]) -> _Node:
-    run = replay(machine, program)
-    rules = [s.rule for s in program]
-    return _Node(
-        program,
-        run.machine,
-        run.violation,
-        rules.count("r_start"),
-        sum(r in FAULT_STEPS for r in rules) + sum(_armed(s) for s in program),
-        rules.count("r_clock"),
-    )
+def _shortest(node: Node) -> tuple[int, int, str]:
+    return (node.syscalls, len(node.program), repr(node.program))  # the same with any workers
+
+
+_MACHINE: list[type[DeliveryMachine]] = []  # this process's machine class for the check
+
+
+def _init(check: Check) -> None:
+    _MACHINE[:] = [machine_for(check)]
+
+
+def _expand_all(
+    pool: ProcessPoolExecutor | None,
+    frontier: Sequence[Node],
+    bound: Bound,
+    reduce: bool,
+    workers: int,
+) -> Iterator[tuple[list[tuple[Node, bytes]], bool]]:
+    if pool is None:
+        yield from (expand(n, bound, reduce) for n in frontier)
+        return
+    chunk = max(1, len(frontier) // (workers * 4))
+    yield from pool.map(_expand_task, [(n, bound, reduce) for n in frontier], chunksize=chunk)
+
+
+def _expand_task(task: tuple[Node, Bound, bool]) -> tuple[list[tuple[Node, bytes]], bool]:
+    return expand(*task)
+
+
+def expand(node: Node, bound: Bound, reduce: bool) -> tuple[list[tuple[Node, bytes]], bool]:
+    """The children of `node` within `bound`, each with the digest of its trace (a running
+    count without the reduction), and whether a crash had more states than were tried."""
+    machine = _MACHINE[0]
+    parent = replay(machine, list(node.program)).machine
+    capped = [False]
+    children = []
+    for step in _steps(parent, node, bound, reduce, capped):
+        actor, preempts = _who(parent, node, step)
+        if node.preemptions + preempts > bound.preemptions:
+            continue
+        run = replay(machine, [*node.program, step])
+        syscalls = run.machine.timeline.syscalls
+        if syscalls > bound.syscalls:
+            continue
+        child = Node(
+            (*node.program, step),
+            syscalls,
+            run.violation,
+            node.deliveries + (step.rule == "r_start"),
+            node.faults + (step.rule in FAULT_STEPS) + _armed(step),
+            node.jumps + (step.rule == "r_clock"),
+            node.preemptions + preempts,
+            actor or node.last,
+        )
+        key = _digest(run.machine.timeline) if reduce else _digest(child.program)
+        children.append((child, key))
+    return children, capped[0]
+
+
+def _who(m: DeliveryMachine, node: Node, step: Step) -> tuple[str, int]:
+    """The process `step` runs (none for a fault or a jump), and 1 if running it preempts
+    the process that ran last while that one is still alive."""
+    if step.rule not in PROCESS_STEPS:
+        return "", 0
+    arguments = dict(step.arguments)
+    live = m.deliveries()
+    if step.rule == "r_start":
+        actor = f"D{m.count + 1}"
+    elif step.rule == "r_run":
+        actor = live[arguments["which"] % len(live)].label
+    else:
+        actor = step.rule[2].upper()
+    alive = {a.label for a in m.actors}
+    return actor, int(bool(node.last) and node.last != actor and node.last in alive)
 
 
 def _armed(step: Step) -> bool:
     return dict(step.arguments).get("fault") is not None
 
 
-def _key(timeline: Timeline) -> tuple[Any, ...]:
-    return tuple(
-        (ln.kind, ln.actor, ln.text, ln.reply, ln.fault, tuple(ln.detail)) for ln in timeline.lines
-    )
+def _digest(of: Timeline | tuple[Step, ...]) -> bytes:
+    if isinstance(of, Timeline):
+        text = repr(
+            [(ln.kind, ln.actor, ln.text, ln.reply, ln.fault, tuple(ln.detail)) for ln in of.lines]
+        )
+    else:
+        text = repr(of)
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 
-def _steps(node: _Node, bound: Bound, capped: list[bool]) -> Iterator[Step]:
+def _steps(
+    m: DeliveryMachine, node: Node, bound: Bound, reduce: bool, capped: list[bool]
+) -> Iterator[Step]:
     """Every step the machine can take next within the bound (`capped` is set when a crash
     had more states than MAX_CRASH_STATES, so the search was not exhaustive)."""
-    m, table = node.machine, node.machine.table
+    table = m.table
     can_fault = node.faults < bound.faults
     live = m.deliveries()
     if "r_start" in table and node.deliveries < bound.deliveries and m.can_start():
-        hosts = range(len(m.host.kernels))
-        for which, pid, entropy, on in itertools.product(
-            range(3), range(3), bound.entropies, hosts
-        ):
-            yield _step(
-                "r_start", which=which, pid=pid, count=1, entropy=entropy, fault=None,
-                mail=PLAIN, on=on, cut=0,
-            )  # fmt: skip
+        yield from _starts(m, bound, reduce)
     aimed = table["r_run"].draws["fault"]  # the (fault, kind) aims the search draws from
     aims = [aim for aim in aimed.options if aim is not None] if isinstance(aimed, Choice) else []
     for which, actor in enumerate(live):
@@ -208,6 +305,32 @@ def _steps(node: _Node, bound: Bound, capped: list[bool]) -> Iterator[Step]:
     if "r_clock_back" in table:
         for step_back, which in itertools.product((1, 1_000_000), range(len(m.host.kernels))):
             yield _step("r_clock_back", step=step_back, which=which)
+
+
+def _starts(m: DeliveryMachine, bound: Bound, reduce: bool) -> Iterator[Step]:
+    """The MTA's starts: which message, on which host, with which pid (as
+    `DeliveryMachine.start_delivery` picks them), and the new message's size."""
+    busy = {a.record.message for a in m.deliveries() if a.record}
+    waiting = [mid for mid in m.host.undelivered() if mid not in busy]
+    fresh = [i for i, mid in enumerate(waiting) if mid not in m.host.mail]
+    messages = [i for i in range(len(waiting)) if not reduce or i not in fresh[1:]]
+    for on, host in enumerate(m.host.kernels):
+        used = {a.proc.pid for a in m.actors if a.proc.host == host}
+        free = (
+            list(PID_POOL)
+            if PID_NAMESPACES in m.check.faults
+            else [p for p in PID_POOL if p not in used]
+        )
+        given = set(itertools.chain(*m.boots.get(host, ([], []))))
+        new_pids = [i for i, p in enumerate(free) if p not in given]
+        pids = [i for i in range(len(free)) if not reduce or i not in new_pids[1:]]
+        for which, pid in itertools.product(messages, pids):
+            sizes = bound.sizes if which in fresh else bound.sizes[:1]  # the shape is set once
+            for size, entropy in itertools.product(sizes, bound.entropies):
+                yield _step(
+                    "r_start", which=which, pid=pid, count=1, entropy=entropy, fault=None,
+                    mail=(Shape(size), PIPE_CHUNKS[0]), on=on, cut=0,
+                )  # fmt: skip
 
 
 def _step(rule: str, **arguments: Any) -> Step:

@@ -2,8 +2,9 @@
 
     maildircheck explore --strategy NAME|FILE.py:FUNCTION --env PROFILE [--faults LIST]
                          [--syscalls N] [--deliveries N] [--fault-steps N] [--jumps N]
-                         [--reader] [--cleaner] [--max-states N] [--quality]
-                         [--strict-lifecycle] [--json]
+                         [--preemptions N] [--sizes N,N...] [--reader] [--cleaner]
+                         [--max-states N] [--workers N] [--quality] [--strict-lifecycle]
+                         [--json] [--[no-]progress]
 
 Running the exploration is harness/explore.py's; the exit code and the error line are
 `harness.cli`'s: 0 no violation within the bound, 1 a violation (the shortest), 3 the bound
@@ -26,9 +27,9 @@ if TYPE_CHECKING:
 DEFAULT_MAX_STATES = 200_000
 
 
-def add_parser(commands: Any, number: Any) -> None:
+def add_parser(commands: Any, number: Any) -> argparse.ArgumentParser:
     """Register `explore` on the main parser's subcommands (`number` parses a count)."""
-    explore = commands.add_parser(
+    explore: argparse.ArgumentParser = commands.add_parser(
         "explore",
         help="search every run within a bound, breadth first: the shortest counterexample",
         description="Enumerate every run of the strategy within the bound, in order of "
@@ -45,16 +46,37 @@ def add_parser(commands: Any, number: Any) -> None:
         ("--deliveries", 1, "the most deliveries a run starts"),
         ("--fault-steps", 1, "the most faults a run has: injected replies, kills, crashes"),
         ("--jumps", 0, "the most clock jumps a run has"),
+        ("--preemptions", 1, "the most times a run switches from a live process to another"),
         ("--max-states", DEFAULT_MAX_STATES, "stop (exit 3) after this many states"),
+        ("--workers", 1, "expand each depth's states in this many processes"),
     ):
         explore.add_argument(
             flag, type=number, default=default, metavar="N", help=f"{what} (%(default)s)"
         )
+    explore.add_argument(
+        "--sizes",
+        type=sizes,
+        default=(1,),
+        metavar="N,N...",
+        help="the sizes in bytes a new message may have (1)",
+    )
     explore.add_argument("--reader", action="store_true", help="let the reader run too")
     explore.add_argument("--cleaner", action="store_true", help="let the tmp/ cleaner run too")
     explore.add_argument("--quality", action="store_true", help="also fail on P6")
     explore.add_argument("--strict-lifecycle", action="store_true", help="also fail on L1")
     explore.add_argument("--json", action="store_true", help="print the result as JSON")
+    return explore
+
+
+def sizes(text: str) -> tuple[int, ...]:
+    """`--sizes 1,2,65537`: message sizes, each at least one byte."""
+    try:
+        found = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        found = ()
+    if not found or min(found) < 1:
+        raise argparse.ArgumentTypeError(f"not a list of sizes of at least 1 byte: {text!r}")
+    return found
 
 
 def bound_from(args: argparse.Namespace) -> Bound:
@@ -65,6 +87,8 @@ def bound_from(args: argparse.Namespace) -> Bound:
         deliveries=args.deliveries,
         faults=args.fault_steps,
         jumps=args.jumps,
+        preemptions=args.preemptions,
+        sizes=args.sizes,
         reader=args.reader,
         cleaner=args.cleaner,
     )
@@ -92,6 +116,8 @@ def as_json(found: Exploration) -> dict[str, Any]:
             "deliveries": found.bound.deliveries,
             "fault_steps": found.bound.faults,
             "jumps": found.bound.jumps,
+            "preemptions": found.bound.preemptions,
+            "sizes": list(found.bound.sizes),
             "reader": found.bound.reader,
             "cleaner": found.bound.cleaner,
         },
@@ -106,6 +132,7 @@ def as_json(found: Exploration) -> dict[str, Any]:
         "states_by_depth": {str(k): n for k, n in found.by_depth.items()},
         "complete": found.complete,
         "seconds": round(found.seconds, 3),
+        "workers": found.workers,
     }
 
 
@@ -117,8 +144,9 @@ def report(found: Exploration) -> str:
         f"env       {found.check.env.name}",
         f"faults    {names(found.check.faults) or 'none'}",
         f"bound     {b.syscalls} syscalls, {b.deliveries} deliveries, {b.faults} fault "
-        f"steps, {b.jumps} clock jumps, reader {'on' if b.reader else 'off'}, cleaner "
-        f"{'on' if b.cleaner else 'off'}",
+        f"steps, {b.jumps} clock jumps, {b.preemptions} preemptions, messages of "
+        f"{', '.join(map(str, b.sizes))} bytes, reader {'on' if b.reader else 'off'}, "
+        f"cleaner {'on' if b.cleaner else 'off'}",
         "",
     ]
     figures = f"{found.states} states, depth {found.depth}, {found.seconds:.2f} seconds"

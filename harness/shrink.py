@@ -9,11 +9,12 @@ fewer steps, then a lower rank of its arguments (harness/draws.py). Each kept ca
 lowers that key, so shrinking ends; MAX_REPLAYS bounds it besides.
 
 The passes, repeated until a round keeps nothing: delete one step, then two neighbours
-(last first); merge a delivery's step into the one before it; then, step by step, each
-argument's simpler values, simplest first - the order and the data first, each step's
-count last. A smaller message also tries the counts after it lowered by the reads and
-writes it saves (`Draw.slack`). A step whose precondition no longer holds is skipped, and
-the run's own record is the program kept.
+(last first) - a start deleted may hand its message's shape to the next start, since a
+message takes its shape at its first delivery; merge a delivery's step into the one before
+it; then, step by step, each argument's simpler values, simplest first - the order and the
+data first, each step's count last. A smaller message also tries the counts after it
+lowered by the reads and writes it saves (`Draw.slack`). A step whose precondition no
+longer holds is skipped, and the run's own record is the program kept.
 """
 
 from __future__ import annotations
@@ -96,7 +97,11 @@ def shrink(machine: type[DeliveryMachine], program: list[Step]) -> Run | None:
         for width in (1, 2):
             at = len(best.program) - width
             while at >= 0:
-                kept |= better(best.program[:at] + best.program[at + width :])
+                deleted, rest = best.program[at], best.program[:at] + best.program[at + width :]
+                if better(rest):
+                    kept = True
+                elif width == 1 and (carried := _carried(deleted, rest, at)) is not None:
+                    kept |= better(carried)
                 at = min(at, len(best.program) - width) - 1
         at = len(best.program) - 2
         while at >= 0:
@@ -142,6 +147,21 @@ def _simplify(
                     if better([*candidate[:j], refit, *candidate[j + 1 :]]):
                         return True
     return False
+
+
+def _carried(deleted: Step, rest: list[Step], at: int) -> list[Step] | None:
+    """`rest` (the program without the start `deleted`, which was at `at`) with the next
+    start given the deleted one's message shape: a message takes its shape at its first
+    delivery, so a start that only gave the message its shape can go."""
+    if deleted.rule != "r_start":
+        return None
+    mail = deleted.called()["mail"]
+    for j in range(at, len(rest)):
+        if rest[j].rule == "r_start":
+            if rest[j].called()["mail"] == mail:
+                return None
+            return [*rest[:j], rest[j].with_argument("mail", mail), *rest[j + 1 :]]
+    return None
 
 
 def _merged(first: Step, then: Step) -> Step | None:

@@ -10,9 +10,11 @@ derandomized search (it must hold); a campaign spends hours trying to break it. 
 - MAILDIRCHECK_PROFILE=long: LONG_BUDGET examples and longer runs (LONG_STEPS), random,
   with Hypothesis's example database;
 - MAILDIRCHECK_DB=/shared/dir: that directory as the example database
-  (DirectoryBasedExampleDatabase), so several machines work on one search and any of them
-  replays what another found; random. It becomes the session's default database (a
-  Hypothesis settings profile loaded on import), which is where HypoFuzz looks.
+  (DirectoryBasedExampleDatabase), or MAILDIRCHECK_DB=redis://host:port/0 (or unix://path)
+  a Redis server (Hypothesis's RedisExampleDatabase), so several workers or machines work
+  on one search and any of them replays what another found; random. It becomes the
+  session's default database (a Hypothesis settings profile loaded on import), which is
+  where HypoFuzz looks.
 - under HypoFuzz: random, with the example database (MAILDIRCHECK_DB's, else the default).
 
 A run that breaks a property notes its timeline and the `maildircheck verify` command for
@@ -28,7 +30,7 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, note, settings
-from hypothesis.database import DirectoryBasedExampleDatabase
+from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
 from maildircheck.harness.check import Check
@@ -51,6 +53,17 @@ def in_hypofuzz() -> bool:
     return bool(in_hypofuzz_run())
 
 
+def shared_database(spec: str) -> ExampleDatabase:
+    """MAILDIRCHECK_DB's database: a Redis server for a redis://, rediss:// or unix:// URL
+    (tests/test_campaign_redis.py runs two workers on one), else a directory."""
+    if spec.startswith(("redis://", "rediss://", "unix://")):
+        import redis
+        from hypothesis.extra.redis import RedisExampleDatabase
+
+        return RedisExampleDatabase(redis.Redis.from_url(spec))
+    return DirectoryBasedExampleDatabase(spec)
+
+
 SHARED = os.environ.get("MAILDIRCHECK_DB")
 if SHARED:
     # HypoFuzz fuzzes only the tests whose database is the default profile's, and keeps
@@ -58,7 +71,7 @@ if SHARED:
     settings.register_profile(
         "maildircheck-shared",
         parent=settings(),
-        database=DirectoryBasedExampleDatabase(SHARED),
+        database=shared_database(SHARED),
         derandomize=False,
     )
     settings.load_profile("maildircheck-shared")

@@ -51,10 +51,14 @@ def test_correct_holds_within_the_bound_and_says_how_far_it_looked() -> None:
     assert found.states == sum(found.by_depth.values()) > 17
 
 
-def test_expanding_each_state_once_keeps_what_the_tree_search_finds() -> None:
+def test_the_reductions_keep_what_the_tree_search_finds() -> None:
+    """A state expanded once, and the first fresh message and pid standing for all (E8),
+    against the plain tree search: the same answer, the same shortest length."""
     cases = (
-        ("vpopmail-4.10.14", ("power-loss",), Bound(8, 1, 1, reader=False, cleaner=False)),
-        ("correct", ("kill",), Bound(5, 2, 0, reader=False, cleaner=False)),
+        ("vpopmail-4.10.14", ("power-loss",), Bound(8, 1, 1)),
+        ("correct", ("kill",), Bound(5, 2, 0)),
+        ("pid-only-name", (), Bound(29, 2, 0, preemptions=0)),  # the same pid, reused
+        ("pid-only-name", (), Bound(28, 2, 0, preemptions=0)),  # one syscall short: none
     )
     for name, faults, bound in cases:
         check = Check.of(name, "ext4-ordered", faults)
@@ -65,7 +69,25 @@ def test_expanding_each_state_once_keeps_what_the_tree_search_finds() -> None:
             assert reduced.violation.prop == tree.violation.prop
             assert reduced.timeline.syscalls == tree.timeline.syscalls
         assert reduced.depth == tree.depth and reduced.states <= tree.states
-    assert reduced.states < tree.states  # two deliveries: starts that differ in no way merge
+        assert reduced.states < tree.states  # starts that differ in no way merge
+    assert tree.violation is not None and tree.violation.prop == "P3"
+
+
+def test_preemptions_bound_the_interleavings() -> None:
+    """Without a preemption, a second delivery starts only once the first has ended; each
+    preemption allowed adds the runs that switch once more (a bound, like CHESS's)."""
+    check = Check.of("correct", "ext4-ordered", ())
+    states = [explore(check, Bound(24, 2, 0, preemptions=p)).states for p in (0, 1, 2)]
+    assert states[0] < states[1] < states[2]
+    found = explore(check, Bound(24, 2, 0, preemptions=0))
+    assert found.violation is None and found.complete
+
+
+def test_workers_give_the_same_answer() -> None:
+    check = Check.of("pid-only-name", "ext4-ordered", ())
+    one, two = (explore(check, Bound(30, 2, 0), workers=w) for w in (1, 2))
+    assert one.program == two.program and one.states == two.states and two.workers == 2
+    assert one.timeline is not None and one.timeline.syscalls == 29
 
 
 def test_explore_command_exit_codes_and_reports(capsys: pytest.CaptureFixture[str]) -> None:
