@@ -11,7 +11,7 @@ demo; the human reports are `maildircheck.harness.report`'s, running a check is
                         [--no-shrink] [--json] [--[no-]progress]
     maildircheck explore --strategy NAME --env PROFILE [--faults LIST] [--syscalls N]
                          [--deliveries N] [--fault-steps N] [--jumps N] [--preemptions N]
-                         [--sizes N,N...] [--reader] [--cleaner] [--max-states N]
+                         [--sizes N,N...] [--reader N] [--cleaner N] [--max-states N]
                          [--workers N] [--quality] [--json] [--[no-]progress]
     maildircheck list [--json]
     maildircheck matrix [--strategies A,B] [--envs X,Y] [--max-examples N] [--seed S]

@@ -25,8 +25,8 @@ another that ran last is still alive. Runs one delivery after the other need non
 
 The bound: `syscalls` (depth), `deliveries` started, `faults` (injected replies, kills,
 SIGTERM, crashes, clock steps back, reboots), `jumps` of the clock, `preemptions`, the
-message `sizes` a new message may have (plain, through a full pipe), whether the reader and
-the cleaner run (off by default), and the `entropies` getrandom answers.
+message `sizes` a new message may have (plain, through a full pipe), how many syscalls the
+reader and the cleaner make (none by default), and the `entropies` getrandom answers.
 
 The search goes a depth (a syscall) at a time; a round expands the frontier's programs, in
 `workers` processes or in this one - each replays its program (generators cannot be
@@ -72,8 +72,8 @@ class Bound:
     preemptions: int = 1
     sizes: tuple[int, ...] = (1,)  # the sizes a new message may have
     entropies: tuple[int, ...] = (0,)
-    reader: bool = False  # every reader syscall moves the clock, so each placement of one
-    cleaner: bool = False  # is a state of its own: on, they multiply the states tenfold
+    reader: int = 0  # the most syscalls the reader makes, and the tmp/ cleaner: each of
+    cleaner: int = 0  # theirs moves the clock, so each placement of one is a state of its own
 
 
 @dataclass
@@ -104,6 +104,7 @@ class Node:
     jumps: int = 0
     preemptions: int = 0
     last: str = ""  # the process that made the last syscall
+    helpers: tuple[int, int] = (0, 0)  # syscalls of the reader, of the cleaner
 
 
 def explore(
@@ -225,6 +226,10 @@ def expand(node: Node, bound: Bound, reduce: bool) -> tuple[list[tuple[Node, byt
             node.jumps + (step.rule == "r_clock"),
             node.preemptions + preempts,
             actor or node.last,
+            (
+                node.helpers[0] + (step.rule == "r_reader"),
+                node.helpers[1] + (step.rule == "r_cleaner"),
+            ),
         )
         key = _digest(run.machine.timeline) if reduce else _digest(child.program)
         children.append((child, key))
@@ -281,9 +286,9 @@ def _steps(
             for fault, aimed_at in aims:
                 if aimed_at == kind and fault.hits(actor.request):
                     yield _step("r_run", which=which, count=1, fault=(fault, kind), cut=0)
-    if bound.reader:
+    if node.helpers[0] < bound.reader:
         yield _step("r_reader", count=1)
-    if bound.cleaner and table["r_cleaner"].allows(m):
+    if node.helpers[1] < bound.cleaner and table["r_cleaner"].allows(m):
         yield _step("r_cleaner", count=1)
     if node.jumps < bound.jumps and table["r_clock"].allows(m):
         for jump in CLOCK_JUMPS:

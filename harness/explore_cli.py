@@ -2,7 +2,7 @@
 
     maildircheck explore --strategy NAME|FILE.py:FUNCTION --env PROFILE [--faults LIST]
                          [--syscalls N] [--deliveries N] [--fault-steps N] [--jumps N]
-                         [--preemptions N] [--sizes N,N...] [--reader] [--cleaner]
+                         [--preemptions N] [--sizes N,N...] [--reader N] [--cleaner N]
                          [--max-states N] [--workers N] [--quality] [--strict-lifecycle]
                          [--json] [--[no-]progress]
 
@@ -47,6 +47,8 @@ def add_parser(commands: Any, number: Any) -> argparse.ArgumentParser:
         ("--fault-steps", 1, "the most faults a run has: injected replies, kills, crashes"),
         ("--jumps", 0, "the most clock jumps a run has"),
         ("--preemptions", 1, "the most times a run switches from a live process to another"),
+        ("--reader", 0, "the most syscalls the reader (new/ -> cur/) makes"),
+        ("--cleaner", 0, "the most syscalls the tmp/ cleaner makes"),
         ("--max-states", DEFAULT_MAX_STATES, "stop (exit 3) after this many states"),
         ("--workers", 1, "expand each depth's states in this many processes"),
     ):
@@ -60,8 +62,6 @@ def add_parser(commands: Any, number: Any) -> argparse.ArgumentParser:
         metavar="N,N...",
         help="the sizes in bytes a new message may have (1)",
     )
-    explore.add_argument("--reader", action="store_true", help="let the reader run too")
-    explore.add_argument("--cleaner", action="store_true", help="let the tmp/ cleaner run too")
     explore.add_argument("--quality", action="store_true", help="also fail on P6")
     explore.add_argument("--strict-lifecycle", action="store_true", help="also fail on L1")
     explore.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -145,8 +145,8 @@ def report(found: Exploration) -> str:
         f"faults    {names(found.check.faults) or 'none'}",
         f"bound     {b.syscalls} syscalls, {b.deliveries} deliveries, {b.faults} fault "
         f"steps, {b.jumps} clock jumps, {b.preemptions} preemptions, messages of "
-        f"{', '.join(map(str, b.sizes))} bytes, reader {'on' if b.reader else 'off'}, "
-        f"cleaner {'on' if b.cleaner else 'off'}",
+        f"{', '.join(map(str, b.sizes))} bytes, {b.reader} reader syscalls, "
+        f"{b.cleaner} cleaner syscalls",
         "",
     ]
     figures = f"{found.states} states, depth {found.depth}, {found.seconds:.2f} seconds"

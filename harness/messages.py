@@ -25,7 +25,6 @@ traced replays).
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 from hypothesis import strategies as st
@@ -69,7 +68,6 @@ class Shape:
         return size + (f" ({', '.join(traits)})" if traits else "")
 
 
-@functools.lru_cache(maxsize=32)  # one bytes object per message: shrinking reuses it
 def build(mid: str, shape: Shape) -> bytes:
     """The message `mid` of `shape`: exactly `shape.size` bytes, different from any other
     message id's of any shape at the same size."""

@@ -199,3 +199,32 @@ def test_p7_a_line_by_line_copy_of_a_long_message_is_slow_not_stuck() -> None:
     assert calls > 10 * host.progress_budget("m1", 65536) >= 10 * 51
     assert moves_the_message(ReadInput(10), b"x") and not moves_the_message(ReadInput(10), b"")
     assert moves_the_message(Write(3, b"ab"), 1) and not moves_the_message(Write(3, b"ab"), 0)
+
+
+def test_p7_the_correct_syscall_count_depends_on_the_size_alone() -> None:
+    """P7's budget is keyed by a message's size (host.correct_syscalls): the correct
+    algorithm makes as many syscalls for every shape and id of one size, through each pipe,
+    as for that many plain bytes."""
+    import itertools
+
+    from maildircheck.harness.host import Host, correct_syscalls
+
+    def measured(data: bytes, pipe: int) -> int:  # the count, run afresh for these bytes
+        host = Host(ENVIRONMENTS["ext4-ordered"], crashes=False)
+        host.use_messages({"m1": data})
+        proc, _ = host.spawn_delivery("D1", 100, "m1", pipe=pipe)
+        gen, count = deliver(DeliveryRequest(ROOT)), 0
+        try:
+            request = next(gen)
+            while True:
+                count += 1
+                request = gen.send(host.kernel_of(proc).execute(proc, request))
+        except StopIteration:
+            return count
+
+    for size in (1, 20, 513, 4097, 65537):
+        for pipe in PIPE_CHUNKS:
+            chunk = pipe_chunk(pipe, size)
+            shapes = [Shape(size, *traits) for traits in itertools.product((False, True), repeat=5)]
+            counts = {measured(build(mid, shape), chunk) for mid in MESSAGE_IDS for shape in shapes}
+            assert counts == {correct_syscalls("ext4-ordered", size, chunk)}, (size, pipe)
