@@ -187,18 +187,49 @@ def test_nfs_table_rows_are_what_their_calls_find(row: tuple[str, str, str, str,
             assert str(evidence.timeline.syscalls) == length.split(" ")[0], code
 
 
-def test_explore_bounds_table_row_is_what_the_explorer_finds() -> None:
-    """docs/explore.md quotes `bench/explore_bounds.py`; its sync row is explored again
-    (verdict, states, deepest run; the seconds are the machine's)."""
+@pytest.mark.parametrize(
+    ("marker", "deliveries", "faults", "syscalls", "workers"),
+    [("<!-- explore bounds -->", 1, 3, 30, 1), ("<!-- explore bounds two -->", 2, 1, 40, 2)],
+)
+def test_explore_bounds_table_row_is_what_the_explorer_finds(
+    marker: str, deliveries: int, faults: int, syscalls: int, workers: int
+) -> None:
+    """docs/explore.md quotes `bench/explore_bounds.py` twice; each table's sync row is
+    explored again (verdict, states, deepest run; the seconds are the machine's)."""
     spec = importlib.util.spec_from_file_location("bounds", ROOT / "bench/explore_bounds.py")
     assert spec is not None and spec.loader is not None
     bounds = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bounds)
-    text = (DOCS / "explore.md").read_text().split("<!-- explore bounds -->", 1)[1]
+    text = (DOCS / "explore.md").read_text().split(marker, 1)[1].split("\n\n", 1)[0]
     rows = [line for line in text.strip().splitlines() if line.startswith("| sync |")]
     assert len(rows) == 1
     quoted = [c.strip() for c in rows[0].strip("|").split("|")]
     from maildircheck.harness.explore import Bound
 
-    found = bounds.row("sync", Bound(bounds.SYSCALLS, 1, bounds.FAULT_STEPS))
+    bound = Bound(syscalls, deliveries, faults)
+    assert (bounds.SYSCALLS, bounds.FAULT_STEPS) == (30, 3)  # the defaults are the first table
+    found = bounds.row("sync", bound, workers)
     assert quoted[:4] == ["sync", found["verdict"], str(found["states"]), str(found["depth"])]
+
+
+@pytest.mark.parametrize(
+    "row", [("vpopmail-4.10.14", "ext4-ordered"), ("close-unchecked", "ext4-ordered"),
+            ("pid-only-name", "nfs3-sync")],
+)  # fmt: skip
+def test_detection_column_is_what_the_explorer_finds(row: tuple[str, str]) -> None:
+    """docs/explore.md quotes `bench/detection.py`'s explored column; three rows are
+    explored again with the benchmark's own bound (the shortest and the states)."""
+    spec = importlib.util.spec_from_file_location("detection", ROOT / "bench/detection.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    text = (DOCS / "explore.md").read_text().split("<!-- detection column -->", 1)[1]
+    cells = next(
+        [c.strip() for c in line.strip("|").split("|")]
+        for line in text.strip().splitlines()
+        if line.startswith(f"| {row[0]} | {row[1]} |")
+    )
+    faults = () if cells[2] == "none" else tuple(cells[2].split(","))
+    worst = int(cells[3].split("(")[-1].rstrip(")"))
+    found = bench.explored(Check.of(row[0], row[1], faults), worst)
+    assert [cells[4], cells[5]] == [str(found["explored_length"]), f"{found['explored_states']:,}"]
