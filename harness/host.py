@@ -68,8 +68,13 @@ def correct_syscalls(env_name: str, size: int, pipe: int = FIXED_PIPE) -> int:
     draws, and a run executes the same code each time it is replayed - which
     coverage-guided fuzzing needs (HypoFuzz keeps an input's coverage only when a second
     execution covers the same branches; `warm_budgets` fills the cache at once)."""
+    return syscalls_to_deliver(env_name, b"x" * size, pipe)
+
+
+def syscalls_to_deliver(env_name: str, data: bytes, pipe: int = FIXED_PIPE) -> int:
+    """The syscalls the correct algorithm makes to deliver `data`, counted afresh."""
     host = Host(ENVIRONMENTS[env_name], crashes=False)
-    host.use_messages({"m1": b"x" * size})
+    host.use_messages({"m1": data})
     proc, _ = host.spawn_delivery("D1", 100, "m1", pipe=pipe)
     gen = correct_delivery(DeliveryRequest(ROOT))
     count = 0

@@ -109,6 +109,17 @@ def _replay_file(tmp_path: Path) -> Path:
     return script
 
 
+def _replay_only(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(_replay_file(tmp_path))],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 def test_two_workers_feed_one_redis_database_and_a_third_process_replays(
     tmp_path: Path, redis_url: str
 ) -> None:
@@ -137,14 +148,7 @@ def test_two_workers_feed_one_redis_database_and_a_third_process_replays(
     keys = redis.Redis.from_url(redis_url).keys(b"hypothesis-example:*")
     assert keys, "the workers saved their failures in the Redis database"
 
-    replay = subprocess.run(
-        [sys.executable, str(_replay_file(tmp_path))],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    replay = _replay_only(tmp_path, env)
     assert replay.returncode == 1, replay.stdout + replay.stderr
     assert "replayed: P1 no-partial" in replay.stdout, replay.stdout + replay.stderr
 
@@ -155,12 +159,5 @@ def test_without_the_database_the_replay_only_process_finds_nothing(
     """The control: the replaying process only fails through what the database holds."""
     env = {**os.environ, "MAILDIRCHECK_DB": redis_url}
     env.pop("MAILDIRCHECK_PROFILE", None)
-    replay = subprocess.run(
-        [sys.executable, str(_replay_file(tmp_path))],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    replay = _replay_only(tmp_path, env)
     assert replay.returncode == 0 and "nothing to replay" in replay.stdout, replay.stderr
