@@ -219,9 +219,11 @@ class Matrix:
 
 def trace_rows(programs: Iterable[str], envs: list[str]) -> list[TracedRow]:
     """`NAME=COMMAND ARGS` (or just a command) -> a traced row per program, each run once
-    under strace and replayed under every column (harness/trace/verdicts.py)."""
+    under strace and replayed under every column, and once per message of the message set
+    (harness/trace/verdicts.py, harness/trace/messages.py)."""
     import shlex
 
+    from maildircheck.harness.trace.messages import run_message_set
     from maildircheck.harness.trace.runner import run_traced
     from maildircheck.harness.trace.verdicts import check_run, replay_command_for
 
@@ -232,7 +234,10 @@ def trace_rows(programs: Iterable[str], envs: list[str]) -> list[TracedRow]:
             name, command_text = spec.split()[0].rsplit("/", 1)[-1], spec
         command = shlex.split(command_text)
         report = check_run(
-            run_traced(command), envs, replay_command=replay_command_for(command, envs, (), None)
+            run_traced(command),
+            envs,
+            replay_command=replay_command_for(command, envs, (), None),
+            messages=run_message_set(command),  # a changed message breaks P1 in every column
         )
         rows.append(TracedRow(name, {r.env: r for r in report.results}, report.replay_command))
     return rows

@@ -2,7 +2,7 @@
 
     maildircheck trace [--env PROFILE]... [--inject CALL:ERRNO[:N]]... [--user USER]
                        [--message FILE] [--temporary-exits 71,75,111] [--timeout S]
-                       [--keep] [--json] -- COMMAND [ARGS...]
+                       [--keep] [--no-message-set] [--json] -- COMMAND [ARGS...]
 
 `{maildir}` in ARGS stands for the scratch Maildir (appended when no argument has it).
 This module owns the options, checking their values (`TraceUsageError`), running the check
@@ -63,6 +63,13 @@ def add_parser(commands: Any) -> None:
         help="make the Nth CALL fail with ERRNO (strace -e inject), e.g. fsync:EIO",
     )
     trace.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    trace.add_argument(
+        "--no-message-set",
+        action="store_true",
+        help="deliver only the traced message (by default the agent also delivers each "
+        "message of the set - CRLF, NUL, 8-bit, no final newline, a long line, From lines, "
+        "past 64 KiB - once more, and a change to one breaks P1)",
+    )
     add_program_options(trace)
 
 
@@ -109,6 +116,7 @@ def command_and_message(args: argparse.Namespace) -> tuple[list[str], bytes]:
 def report_for(args: argparse.Namespace) -> TraceReport:
     """Run and judge the check the parsed options ask for; `TraceUsageError` for a bad
     option value, `TraceSetupError` when the check could not run."""
+    from maildircheck.harness.trace.messages import run_message_set
     from maildircheck.harness.trace.runner import run_traced
     from maildircheck.harness.trace.verdicts import LOCAL_ENVS, check_run, replay_command_for
 
@@ -125,12 +133,15 @@ def report_for(args: argparse.Namespace) -> TraceReport:
         timeout=args.timeout,
         keep=args.keep,
     )
-    return check_run(
-        run,
-        envs,
-        args.temporary_exits,
-        replay_command_for(command, args.env or [], args.inject, args.user),
+    messages = (
+        []
+        if args.no_message_set
+        else run_message_set(command, user=args.user, timeout=args.timeout)
     )
+    replay = replay_command_for(command, args.env or [], args.inject, args.user)
+    if args.no_message_set:
+        replay = replay.replace(" -- ", " --no-message-set -- ", 1)
+    return check_run(run, envs, args.temporary_exits, replay, messages)
 
 
 def report_text(report: TraceReport, as_json: bool) -> str:

@@ -235,15 +235,7 @@ def _run(
     scratch: str,
     keep: bool,
 ) -> TracedRun:
-    home, root = os.path.join(scratch, "home"), os.path.join(scratch, "Maildir")
-    for d in (home, root, f"{root}/tmp", f"{root}/new", f"{root}/cur"):
-        os.mkdir(d, 0o700)
-    with open(f"{root}/cur/{SEED_NAME}", "wb") as f:
-        f.write(SEED)
-    with open(f"{scratch}/message", "wb") as f:
-        f.write(message)
-    if user is not None:
-        give_to(user_entry(user), scratch)
+    home, root = _prepare(scratch, message, user)
     before = snapshot(root)
     argv = command_for(command, root)
     trace_file = f"{scratch}/trace.strace"
@@ -275,6 +267,57 @@ def _run(
         list(argv), root, home, status, signal_name, stderr.strip(), lines, before,
         snapshot(root), message, tuple(inject), scratch if keep else "", timed_out, notes,
     )
+
+
+def _prepare(scratch: str, message: bytes, user: str | None) -> tuple[str, str]:
+    """The scratch directory's home/ and Maildir/ (one earlier message in cur/) and the
+    message file; all given to `user` when the command runs as one."""
+    home, root = os.path.join(scratch, "home"), os.path.join(scratch, "Maildir")
+    for d in (home, root, f"{root}/tmp", f"{root}/new", f"{root}/cur"):
+        os.mkdir(d, 0o700)
+    with open(f"{root}/cur/{SEED_NAME}", "wb") as f:
+        f.write(SEED)
+    with open(f"{scratch}/message", "wb") as f:
+        f.write(message)
+    if user is not None:
+        give_to(user_entry(user), scratch)
+    return home, root
+
+
+@dataclass
+class PlainRun:
+    status: int  # negative: killed by that signal
+    delivered: dict[str, bytes]  # new files in new/ and cur/
+    stderr: str
+    timed_out: bool
+
+
+def run_plain(
+    command: Sequence[str],
+    message: bytes,
+    *,
+    user: str | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60.0,
+) -> PlainRun:
+    """Run `command` once on a fresh scratch Maildir with `message` on stdin, without
+    strace: what it delivers (the message set of trace.messages)."""
+    scratch = os.path.realpath(tempfile.mkdtemp(prefix="maildircheck-message-"))
+    try:
+        home, root = _prepare(scratch, message, user)
+        before = snapshot(root)
+        argv = command_for(command, root)
+        entry = user_entry(user) if user is not None else None
+        child_env = child_environment(home, root, user, env)
+        try:
+            done = run_in_session(argv, f"{scratch}/message", home, child_env, timeout, entry)
+        except OSError as err:
+            raise TraceSetupError(f"cannot run {argv[0]}: {err.strerror}") from None
+        return PlainRun(
+            done.status, delivered(before, snapshot(root)), done.stderr.strip(), done.timed_out
+        )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _killed_by(lines: Sequence[str]) -> str | None:

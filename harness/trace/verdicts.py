@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from maildircheck.harness.trace.messages import MessageResult
 from maildircheck.harness.trace.reader import parse
 from maildircheck.harness.trace.replay import (
     TEMPORARY_EXIT,
@@ -26,6 +27,7 @@ from maildircheck.harness.trace.runner import TracedRun
 from maildircheck.harness.trace.translator import Event, Step, Unmodeled, translate
 from maildircheck.model.environments import ENVIRONMENTS, LOCAL
 from maildircheck.model.outcome import Outcome
+from maildircheck.model.properties import Violation
 from maildircheck.model.syscalls import (
     Fdatasync,
     Fsync,
@@ -55,6 +57,7 @@ class TraceReport:
     unexplored: list[str]
     replay_command: str
     notes: list[str] = field(default_factory=list)
+    messages: list[MessageResult] = field(default_factory=list)  # the message set's runs
 
     @property
     def holds(self) -> bool:
@@ -85,6 +88,18 @@ class TraceReport:
                     "counterexample": r.timeline.as_json() if r.violation else [],
                 }
                 for r in self.results
+            ],
+            "messages": [
+                {
+                    "name": m.name,
+                    "bytes": m.size,
+                    "exit_status": m.status,
+                    "delivered": m.delivered,
+                    "kept": m.kept,
+                    "change": m.change,
+                    "flagged": m.flagged,
+                }
+                for m in self.messages
             ],
             "unexplored": self.unexplored,
             "notes": self.notes,
@@ -167,13 +182,24 @@ def check_run(
     envs: Sequence[str] = LOCAL_ENVS,
     temporary: Sequence[int] = TEMPORARY_EXIT,
     replay_command: str = "",
+    messages: Sequence[MessageResult] = (),
 ) -> TraceReport:
-    """Judge one traced run under each of `envs`."""
+    """Judge one traced run under each of `envs`, and the message set's runs: a message
+    delivered with exit 0 but not as it was handed over breaks P1 under every profile."""
     events = translate(parse(run.trace), run.root, run.cwd)
     outcome = outcome_of(run.status, run.signal_name, temporary)
     delivered = run.delivered()
     content = complete_message(delivered, run.message)
     results = [replay(events, env, content, run.before, outcome) for env in envs]
+    flagged = [m for m in messages if m.flagged]
+    if flagged:
+        why = "; ".join(f"the {m.name} message: {m.change}" for m in flagged)
+        for r in results:
+            if r.violation is None and not r.stopped:
+                r.violated(
+                    Violation("P1", f"exit 0, but not the message handed over ({why})"),
+                    [f"{m.name} ({m.size} bytes): {m.change}" for m in flagged],
+                )
     notes = list(run.notes)
     if len(delivered) > 1:
         notes.append(f"the run left {len(delivered)} new files in new/ and cur/")
@@ -189,6 +215,7 @@ def check_run(
         unexplored(events, outcome),
         replay_command,
         notes,
+        list(messages),
     )
 
 
@@ -237,6 +264,12 @@ def render(report: TraceReport) -> list[str]:
         lines.append(f"counterexample under {r.env} ({r.violation.prop}):")
         lines += r.timeline.render().splitlines()
         break  # one counterexample is enough to read; the JSON has them all
+    if report.messages:
+        lines.append("the message set (each delivered once more, on a fresh Maildir):")
+        for m in report.messages:
+            said = f"exit {m.status}" if m.status >= 0 else f"killed by signal {-m.status}"
+            what = f"CHANGED: {m.change}" if m.flagged else (m.change or m.kept)
+            lines.append(f"  {m.name:<17} {m.size:>6} bytes  {said}: {what}")
     lines.append("what this replay cannot explore:")
     lines += [f"  - {note}" for note in report.unexplored]
     lines += [f"note: {note}" for note in report.notes]
