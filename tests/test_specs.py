@@ -32,7 +32,7 @@ FAMILIES = {
     "A": 13,
     "R": 10,
     "D": 8,
-    "T": 6,
+    "T": 7,
     "G": 5,
 }
 MUST_BE_TESTED = "PSFXELRDTG"

@@ -5,7 +5,7 @@ durably, passed a default trace before: the traced message has neither a NUL byt
 missing final newline. Now every trace delivers each message of the set once more and says
 where and how a delivered file differs from the message; a change breaks P1.
 
-Spec IDs exercised: P1 (the delivered message is the one handed over), T1 (traced agents).
+Spec IDs exercised: T7 (the message set), P1 (the delivered message is the one handed over).
 """
 
 from __future__ import annotations
