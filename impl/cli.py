@@ -119,6 +119,16 @@ OPTIONS = (
     Option("--keep-from-line", "Keep a leading From_ line as part of the message."),
     Option("--no-size", 'Leave ",S=<size>" out of the name.'),
     Option(
+        "--max-size",
+        "Refuse a message longer than BYTES (after a removed From_ line) as a\n"
+        "permanent data failure (RFC 3463 5.3.4), with nothing left behind;\n"
+        "reading stops there. Without it any size is taken.",
+        kind="value",
+        metavar="BYTES",
+        accepts=lambda value: value.isdigit() and int(value) > 0,
+        refusal="is not a number of bytes (a whole number, at least 1)",
+    ),
+    Option(
         "--allow-empty",
         "Deliver an empty message (nothing after a From_ line) instead of\nrefusing it.",
     ),
@@ -209,8 +219,9 @@ EXIT STATUS
     permanent failure, policy - the MTA bounces:   100   77 EX_NOPERM
       tmp/ or new/ is a symbolic link
     permanent failure, data - the MTA bounces:     100   65 EX_DATAERR
-      an empty message, a line break in SENDER
-      or RECIPIENT
+      an empty message, a message over
+      --max-size, a line break in SENDER or
+      RECIPIENT
     usage error (bad command line):                100   64 EX_USAGE
     A usage error takes the code of a valid --exit-codes anywhere on the
     command line, else qmail's.
@@ -414,22 +425,32 @@ def request_from(args: argparse.Namespace, env: dict[str, str]) -> DeliveryReque
         folder_fallback=args.extension_folder,
         size_in_name=not args.no_size,
         refuse_empty=not args.allow_empty,
+        max_size=int(args.max_size) if args.max_size else None,
     )
 
 
-def deliver_stdin(request: DeliveryRequest, stdin: BinaryIO) -> Outcome:
-    """Run `deliver` on the OS; SIGTERM, SIGINT and the alarm stop it with `Interrupted`."""
+STOPPING = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE, signal.SIGXFSZ)
+"""D7: the signals that stop a delivery as a temporary failure with tmp/ emptied: the
+MTA's SIGTERM, an operator's SIGINT, a hang-up, a reader gone from a pipe, and the file
+size limit (RLIMIT_FSIZE) - each would otherwise end the process with its file in tmp/."""
+
+
+def deliver_stdin(request: DeliveryRequest, stdin: BinaryIO | None) -> Outcome:
+    """Run `deliver` on the OS; the STOPPING signals and the alarm stop it with
+    `Interrupted`. No standard input (fd 0 closed) is a temporary failure."""
+    if stdin is None:
+        return TemporaryFailure("standard input is closed: no message to read")
     stop = StopFlag()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         if signum == signal.SIGALRM:
             stop.stop("24-hour delivery timer expired")
         else:
-            stop.stop("SIGINT received" if signum == signal.SIGINT else "SIGTERM received")
+            stop.stop(f"{signal.Signals(signum).name} received")
 
     previous: list[tuple[int, Any]] = []
     try:
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM):
+        for signum in (*STOPPING, signal.SIGALRM):
             previous.append((signum, signal.signal(signum, on_signal)))
         signal.alarm(request.timeout_seconds)
     except ValueError:  # not the main thread: run without the handlers
@@ -457,7 +478,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         request = request_from(args, dict(os.environ))
         if isinstance(request, DeliveryRequest):
-            outcome = deliver_stdin(request, sys.stdin.buffer)
+            outcome = deliver_stdin(request, sys.stdin.buffer if sys.stdin else None)
         else:
             outcome = request
     except Exception as err:  # a bug, not a verdict on the mail: let the MTA retry

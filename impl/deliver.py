@@ -171,13 +171,20 @@ def write_all(fd: int, data: bytes) -> SyscallGen[None]:
         view = view[written:]
 
 
-def copy_input(fd: int, first: bytes) -> SyscallGen[int]:
+class TooLarge(Exception):
+    """D9: the message is longer than the request's `max_size`."""
+
+
+def copy_input(fd: int, first: bytes, room: int | None = None) -> SyscallGen[int]:
     """A4: copy standard input to fd, every write checked; returns the byte count.
 
-    `first` is the input `read_head` already read (b"" only at the end of the input)."""
+    `first` is the input `read_head` already read (b"" only at the end of the input). D9:
+    past `room` bytes (None: no limit) it stops, before writing the chunk that crossed."""
     total = 0
     chunk = first
     while chunk:
+        if room is not None and total + len(chunk) > room:
+            raise TooLarge(f"message larger than {room} bytes")
         yield from write_all(fd, chunk)
         total += len(chunk)
         chunk = yield from call(ReadInput(CHUNK))
@@ -335,7 +342,7 @@ def _abandon(fd: int, tmp: str) -> SyscallGen[None]:
 
 NameStep = Callable[[int], SyscallGen[str]]
 """A2: a name for tmp/ (and, by default, new/) given the attempt number."""
-CopyStep = Callable[[int, bytes], SyscallGen[int]]
+CopyStep = Callable[[int, bytes, int | None], SyscallGen[int]]
 """A4: copy standard input into the open file (fd, the input `read_head` already read);
 returns the byte count."""
 FdStep = Callable[[int], SyscallGen[None]]
@@ -436,7 +443,11 @@ def run(request: DeliveryRequest, steps: Steps) -> SyscallGen[Outcome]:
         headers = envelope_headers(request, head.sender)  # D2
         if headers:
             yield from write_all(fd, headers)
-        size = len(headers) + (yield from steps.copy(fd, head.data))  # A4
+        try:
+            size = len(headers) + (yield from steps.copy(fd, head.data, request.max_size))  # A4
+        except TooLarge as err:  # D9: refused for good, nothing left behind
+            yield from _abandon(fd, tmp)
+            return PermanentFailure(f"{err} (RFC 3463 5.3.4)", "data")
         stage = "fsync"
         if steps.sync is not None:
             yield from steps.sync(fd)  # A5

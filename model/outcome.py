@@ -34,6 +34,7 @@ class DeliveryRequest(Record):
     folder_fallback: bool = False  # D4: a missing or unusable folder name means MAILDIR
     size_in_name: bool = False  # D5: the name in new/ ends with `,S=<size>`
     refuse_empty: bool = False  # D6: an empty message is a permanent (data) failure
+    max_size: int | None = None  # D9: a longer message is a permanent (data) failure
 
 
 class Delivered(Record):

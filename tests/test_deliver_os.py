@@ -342,7 +342,13 @@ class TimerProbe:
 
 @pytest.mark.parametrize(
     ("signum", "reason"),
-    [(signal.SIGTERM, "SIGTERM"), (signal.SIGALRM, "24-hour delivery timer expired")],
+    [
+        (signal.SIGTERM, "SIGTERM"),
+        (signal.SIGALRM, "24-hour delivery timer expired"),
+        (signal.SIGHUP, "SIGHUP"),  # these three ended the process with its file in tmp/
+        (signal.SIGPIPE, "SIGPIPE"),
+        (signal.SIGXFSZ, "SIGXFSZ"),
+    ],
 )
 def test_signal_during_input_is_a_temporary_failure(
     maildir: Path,
@@ -386,7 +392,7 @@ def test_the_24_hour_alarm_is_armed_during_delivery_and_disarmed_after(
 
 @pytest.mark.parametrize(
     ("signum", "reason"),
-    [(signal.SIGTERM, b"SIGTERM"), (signal.SIGALRM, b"timer expired")],
+    [(signal.SIGTERM, b"SIGTERM"), (signal.SIGALRM, b"timer expired"), (signal.SIGHUP, b"SIGHUP")],
 )
 def test_subprocess_stopped_while_reading_removes_tmp(
     maildir: Path, signum: int, reason: bytes
@@ -1111,3 +1117,51 @@ def test_exit_codes_per_failure_class(outcome: Outcome, qmail: int, sysexits: in
     # D3: qmail-command(8) 0/100/111; sysexits.h EX_TEMPFAIL 75, EX_NOPERM 77, EX_DATAERR 65
     assert cli.exit_code(outcome, "qmail") == qmail
     assert cli.exit_code(outcome, "sysexits") == sysexits
+
+
+# ---------------------------------------------------------------- odd standard inputs (D6, D9)
+
+
+def _agent(*args: str) -> list[str]:
+    return [sys.executable, "-m", "maildircheck.impl.cli", "--exit-codes", "sysexits", *args]
+
+
+def test_a_closed_standard_input_is_a_defined_temporary_failure(maildir: Path) -> None:
+    """Before: `internal error: AttributeError: 'NoneType' object has no attribute
+    'buffer'` - a bug's report, not the agent's."""
+    done = subprocess.run(
+        _agent(str(maildir)), stdin=None, capture_output=True, preexec_fn=lambda: os.close(0)
+    )
+    assert done.returncode == 75, done.stderr
+    assert done.stderr == (
+        b"maildir-deliver: temporary failure: standard input is closed: no message to read\n"
+    )
+    assert entries(maildir, "tmp") == entries(maildir, "new") == []
+
+
+def test_max_size_refuses_a_larger_message_for_good_and_stops_reading(maildir: Path) -> None:
+    """D9: past --max-size the agent stops reading and bounces (RFC 3463 5.3.4) with
+    nothing left behind; an endless input no longer fills the disk."""
+    endless = subprocess.Popen(["yes", "a line of an endless message"], stdout=subprocess.PIPE)
+    try:
+        done = subprocess.run(
+            _agent("--max-size", "100000", str(maildir)),
+            stdin=endless.stdout,
+            capture_output=True,
+            timeout=60,
+        )
+    finally:
+        endless.kill()
+        endless.wait()
+    assert done.returncode == 65, done.stderr
+    assert done.stderr == (
+        b"maildir-deliver: permanent failure: message larger than 100000 bytes "
+        b"(RFC 3463 5.3.4)\n"
+    )
+    assert entries(maildir, "tmp") == entries(maildir, "new") == []
+    fits = subprocess.run(
+        _agent("--max-size", "100000", str(maildir)), input=b"x" * 100_000, capture_output=True
+    )
+    assert fits.returncode == 0 and len(entries(maildir, "new")) == 1, fits.stderr
+    bad = subprocess.run(_agent("--max-size", "1k", str(maildir)), input=b"m", capture_output=True)
+    assert bad.returncode == 64 and b"--max-size '1k' is not a number of bytes" in bad.stderr

@@ -25,9 +25,10 @@ def as_c_string_line(line: bytes) -> bytes:
     return line.split(b"\0", 1)[0] + b"\n"
 
 
-def copy_by_lines(fd: int, first: bytes) -> SyscallGen[int]:
+def copy_by_lines(fd: int, first: bytes, room: int | None = None) -> SyscallGen[int]:
     """The flaw: standard input copied one line at a time, each line rewritten as above.
-    `first` is the input already read (b"" only at its end), as for `copy_input`."""
+    `first` is the input already read (b"" only at its end), as for `copy_input`; `room`
+    (maildir-deliver's --max-size, D9) is not kept: no catalogue run sets it."""
     total = 0
     pending = b""
     chunk = first

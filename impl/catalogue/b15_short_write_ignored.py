@@ -26,9 +26,10 @@ from maildircheck.model.outcome import DeliveryRequest, Outcome
 from maildircheck.model.syscalls import ReadInput, SyscallGen, Write, call
 
 
-def copy_ignoring_count(fd: int, first: bytes) -> SyscallGen[int]:
+def copy_ignoring_count(fd: int, first: bytes, room: int | None = None) -> SyscallGen[int]:
     """The flaw: one write per chunk, errors checked, the returned count ignored.
-    `first` is the input already read (b"" only at its end), as for `copy_input`."""
+    `first` is the input already read (b"" only at its end), as for `copy_input`; `room`
+    (maildir-deliver's --max-size, D9) is not kept: no catalogue run sets it."""
     total = 0
     chunk = first
     while chunk:
