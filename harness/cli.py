@@ -441,9 +441,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
-    """0 every property holds under every profile; 1 one is violated under at least one;
-    3 the check could not complete (strace missing, the command not found, or the replay
-    stopped at a call the model cannot follow)."""
+    """0 every property holds under every profile; 1 one is violated under at least one,
+    or it delivered nothing after exit 0; 3 the check could not complete (strace missing,
+    the command not found, the replay stopped at a call the model cannot follow, or not
+    checked: no call on the Maildir, the time limit)."""
     from maildircheck.harness.trace.runner import TraceSetupError
 
     return _checked_program(args, trace_cli.report_for, trace_cli.report_text, (TraceSetupError,))

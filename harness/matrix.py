@@ -41,9 +41,12 @@ class TracedRow:
     name: str
     results: dict[str, ReplayResult]
     replay: str
+    not_checked: str | None = None  # why the run cannot be judged (TraceReport.not_checked)
 
     def text(self, env: str) -> str:
         r = self.results[env]
+        if self.not_checked is not None:
+            return f"not checked: {self.not_checked}"
         if r.violation is not None:
             return f"{r.violation.prop} violated"
         return "incomplete" if r.stopped else "holds"
@@ -239,7 +242,8 @@ def trace_rows(programs: Iterable[str], envs: list[str]) -> list[TracedRow]:
             replay_command=replay_command_for(command, envs, (), None),
             messages=run_message_set(command),  # a changed message breaks P1 in every column
         )
-        rows.append(TracedRow(name, {r.env: r for r in report.results}, report.replay_command))
+        results = {r.env: r for r in report.results}
+        rows.append(TracedRow(name, results, report.replay_command, report.not_checked))
     return rows
 
 

@@ -26,7 +26,7 @@ from maildircheck.harness.trace.replay import (
 from maildircheck.harness.trace.runner import TracedRun
 from maildircheck.harness.trace.translator import Event, Step, Unmodeled, translate
 from maildircheck.model.environments import ENVIRONMENTS, LOCAL
-from maildircheck.model.outcome import Outcome
+from maildircheck.model.outcome import Delivered, Outcome
 from maildircheck.model.properties import Violation
 from maildircheck.model.syscalls import (
     Fdatasync,
@@ -60,15 +60,50 @@ class TraceReport:
     messages: list[MessageResult] = field(default_factory=list)  # the message set's runs
 
     @property
+    def not_checked(self) -> str | None:
+        """Why this run cannot be judged at all, or None. A program that never touched the
+        Maildir, or one stopped at the time limit, would otherwise pass or be blamed for a
+        report it never made."""
+        if self.run.timed_out:
+            return "the run was stopped at the time limit and never finished (see --timeout)"
+        if not any(isinstance(e, Step) for e in self.events):
+            return "the program made no call on the Maildir"
+        return None
+
+    @property
+    def delivered_nothing(self) -> bool:
+        """It reported delivery (exit 0) and left nothing in new/ or cur/."""
+        return isinstance(self.outcome, Delivered) and not self.run.delivered()
+
+    @property
     def holds(self) -> bool:
-        return all(r.verdict == "holds" for r in self.results)
+        return (
+            self.not_checked is None
+            and not self.delivered_nothing
+            and all(r.verdict == "holds" for r in self.results)
+        )
 
     @property
     def violated(self) -> bool:
-        return any(r.verdict == "violated" for r in self.results)
+        return self.not_checked is None and (
+            self.delivered_nothing or any(r.verdict == "violated" for r in self.results)
+        )
+
+    @property
+    def verdict(self) -> str:
+        """One of: holds, violated, delivered nothing, incomplete, not checked: why."""
+        if self.not_checked is not None:
+            return f"not checked: {self.not_checked}"
+        if self.delivered_nothing:
+            return "delivered nothing"
+        if self.violated:
+            return "violated"
+        return "holds" if self.holds else "incomplete"
 
     def as_json(self) -> dict[str, Any]:
         return {
+            "verdict": self.verdict,
+            "not_checked": self.not_checked,
             "command": self.run.command,
             "exit_status": self.run.status,
             "killed_by": self.run.signal_name,
@@ -244,6 +279,7 @@ def render(report: TraceReport) -> list[str]:
     run = report.run
     lines = [
         f"traced: {shlex.join(run.command)}",
+        f"verdict: {report.verdict.upper() if report.verdict == 'violated' else report.verdict}",
         exit_line(run.status, run.signal_name, report.outcome),
         f"{sum(1 for e in report.events if isinstance(e, Step))} calls touched the Maildir",
         "what it does:",
