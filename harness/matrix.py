@@ -42,6 +42,7 @@ class TracedRow:
     results: dict[str, ReplayResult]
     replay: str
     not_checked: str | None = None  # why the run cannot be judged (TraceReport.not_checked)
+    stderr: str = ""  # what the program said on standard error (bounded)
 
     def text(self, env: str) -> str:
         r = self.results[env]
@@ -89,6 +90,7 @@ class Matrix:
                 {
                     "program": row.name,
                     "replay": row.replay,
+                    "stderr": row.stderr,
                     "cells": [
                         {
                             "env": e,
@@ -209,7 +211,8 @@ class Matrix:
                         f'<div class="diagram">{render_svg(row.results[e].timeline)}</div>'
                         f"<details><summary>as text</summary>"
                         f"<pre>{esc(row.counterexample(e))}</pre></details>"
-                        f"<p>Replay:</p><pre class='replay'>{esc(row.replay)}</pre></section>"
+                        + (f"<p>Standard error:</p><pre>{esc(row.stderr)}</pre>" * bool(row.stderr))
+                        + f"<p>Replay:</p><pre class='replay'>{esc(row.replay)}</pre></section>"
                     )
         return (
             "<!DOCTYPE html><html><head><meta charset='utf-8'><title>maildircheck matrix"
@@ -228,7 +231,7 @@ def trace_rows(programs: Iterable[str], envs: list[str]) -> list[TracedRow]:
 
     from maildircheck.harness.trace.messages import run_message_set
     from maildircheck.harness.trace.runner import run_traced
-    from maildircheck.harness.trace.verdicts import check_run, replay_command_for
+    from maildircheck.harness.trace.verdicts import check_run, replay_command_for, said_on_stderr
 
     rows = []
     for spec in programs:
@@ -243,7 +246,8 @@ def trace_rows(programs: Iterable[str], envs: list[str]) -> list[TracedRow]:
             messages=run_message_set(command),  # a changed message breaks P1 in every column
         )
         results = {r.env: r for r in report.results}
-        rows.append(TracedRow(name, results, report.replay_command, report.not_checked))
+        said = said_on_stderr(report.run)
+        rows.append(TracedRow(name, results, report.replay_command, report.not_checked, said))
     return rows
 
 

@@ -138,9 +138,16 @@ def report_for(args: argparse.Namespace) -> TraceReport:
         if args.no_message_set
         else run_message_set(command, user=args.user, timeout=args.timeout)
     )
-    replay = replay_command_for(command, args.env or [], args.inject, args.user)
-    if args.no_message_set:
-        replay = replay.replace(" -- ", " --no-message-set -- ", 1)
+    replay = replay_command_for(
+        command,
+        args.env or [],
+        args.inject,
+        args.user,
+        message_file=args.message,
+        temporary=args.temporary_exits,
+        timeout=args.timeout,
+        message_set=not args.no_message_set,
+    )
     return check_run(run, envs, args.temporary_exits, replay, messages)
 
 

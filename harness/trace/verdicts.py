@@ -9,6 +9,7 @@ maps the verdicts to exit codes.
 
 from __future__ import annotations
 
+import os
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -136,6 +137,7 @@ class TraceReport:
                 }
                 for m in self.messages
             ],
+            "stderr": said_on_stderr(self.run),
             "unexplored": self.unexplored,
             "notes": self.notes,
             "replay": self.replay_command,
@@ -255,9 +257,18 @@ def check_run(
 
 
 def replay_command_for(
-    command: Sequence[str], envs: Sequence[str], inject: Sequence[str], user: str | None
+    command: Sequence[str],
+    envs: Sequence[str],
+    inject: Sequence[str],
+    user: str | None,
+    *,
+    message_file: str | None = None,
+    temporary: Sequence[int] = TEMPORARY_EXIT,
+    timeout: float = 60.0,
+    message_set: bool = True,
 ) -> str:
-    """The `maildircheck trace` command line that repeats this check."""
+    """The `maildircheck trace` command line that repeats this check, every option that
+    changes its verdict included (the message file by its absolute path)."""
     parts = ["maildircheck", "trace"]
     for env in envs:
         parts += ["--env", env]
@@ -265,7 +276,26 @@ def replay_command_for(
         parts += ["--inject", spec]
     if user:
         parts += ["--user", user]
+    if message_file:
+        parts += ["--message", os.path.abspath(message_file)]
+    if tuple(temporary) != tuple(TEMPORARY_EXIT):
+        parts += ["--temporary-exits", ",".join(map(str, temporary))]
+    if timeout != 60.0:
+        parts += ["--timeout", f"{timeout:g}"]
+    if not message_set:
+        parts.append("--no-message-set")
     return shlex.join([*parts, "--", *command])
+
+
+STDERR_SHOWN = 2000  # characters of the agent's standard error a report keeps
+
+
+def said_on_stderr(run: TracedRun) -> str:
+    """What the agent wrote on standard error, at most STDERR_SHOWN characters."""
+    text = run.stderr
+    if len(text) > STDERR_SHOWN:
+        text = text[:STDERR_SHOWN] + f"... ({len(run.stderr) - STDERR_SHOWN} more characters)"
+    return text
 
 
 def exit_line(status: int, signal_name: str | None, said: object | None) -> str:
@@ -300,6 +330,10 @@ def render(report: TraceReport) -> list[str]:
         lines.append(f"counterexample under {r.env} ({r.violation.prop}):")
         lines += r.timeline.render().splitlines()
         break  # one counterexample is enough to read; the JSON has them all
+    said = said_on_stderr(run)
+    if said:
+        lines.append("what it said on standard error:")
+        lines += [f"  | {line}" for line in said.splitlines()]
     if report.messages:
         lines.append("the message set (each delivered once more, on a fresh Maildir):")
         for m in report.messages:
