@@ -27,13 +27,18 @@ Exit codes:
     0  verify: every checked property holds within the budget; explore: within the bound;
        list; demo: the bug was found;
        fidelity: every profile compared allows every outcome measured
-       realfs: P1 and P2 hold in every crash state of the real file system
+       realfs: P1 and P2 hold in every crash state of the real file system; trace: every
+       property holds; matrix: the table was written; verify and trace: also when only the
+       environment cannot keep P1/P2 (an async NFS export)
     1  verify, explore: a checked property is violated; demo: the bug was not found; fidelity: a
-       profile is unsound; realfs: P1 or P2 is violated on the real file system
+       profile is unsound; realfs: P1 or P2 is violated on the real file system; trace: a
+       property is violated, a message of the set was changed, or it delivered nothing
     2  usage error (unknown strategy, profile or fault, a bad number, a strategy file that
        does not load), reported as one line `maildircheck: error: ...` on stderr
     3  the check could not complete (the strategy raised when called, or a checker bug),
-       reported as one line on stderr; explore: the bound was not exhausted
+       reported as one line on stderr; explore: the bound was not exhausted; trace: not
+       checked (strace missing, the program not found, no Maildir call, the time limit);
+       fidelity: the rig cannot run here
 
 Hypothesis and rich are imported only when a command needs them, so `--help` stays quick.
 """

@@ -23,6 +23,11 @@ from maildircheck.harness.progress import Progress
 from maildircheck.harness.svg import render_svg
 from maildircheck.harness.trace.replay import ReplayResult
 from maildircheck.harness.verify import Verdict
+from maildircheck.harness.vocabulary import (
+    VIOLATED,
+    not_checked,
+    result_verdict,
+)
 from maildircheck.model.environments import ENVIRONMENTS, environment
 from maildircheck.model.properties import ALWAYS
 
@@ -47,10 +52,11 @@ class TracedRow:
     def text(self, env: str) -> str:
         r = self.results[env]
         if self.not_checked is not None:
-            return f"not checked: {self.not_checked}"
-        if r.violation is not None:
+            return not_checked(self.not_checked)
+        verdict = result_verdict(env, r.violation, r.stopped)
+        if verdict == VIOLATED and r.violation is not None:
             return f"{r.violation.prop} violated"
-        return "incomplete" if r.stopped else "holds"
+        return verdict
 
     def counterexample(self, env: str) -> str:
         return self.results[env].timeline.render()
@@ -255,9 +261,7 @@ def result_text(v: Verdict) -> str:
     """A cell's verdict in a few words."""
     if v.violation is not None:
         return f"{v.violation.prop} violated"
-    if v.environment is not None:
-        return "holds (environment cannot)"
-    return "holds"
+    return v.verdict
 
 
 def cell_checks(

@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from maildircheck.harness.verify import ENVIRONMENT_WHY, Verdict
+from maildircheck.harness.vocabulary import ENVIRONMENT_CANNOT
 from maildircheck.model.properties import PROPERTIES
 
 STATUS_STYLE = {
@@ -109,7 +110,7 @@ def print_verdict(verdict: Verdict, max_examples: int, console: Console | None =
             out.print(Text(f"Observed, not checked: {first}", style="yellow"))
     out.print()
     if verdict.environment is not None and verdict.environment.violation is not None:
-        out.print(Text("Verdict on the environment:", style="bold red"))
+        out.print(Text(f"Verdict on the environment: {ENVIRONMENT_CANNOT}", style="bold red"))
         out.out(f"  {ENVIRONMENT_WHY}", highlight=False)
         out.out(f"  even the correct strategy: {verdict.environment.violation}", highlight=False)
         if verdict.environment.timeline is not None:

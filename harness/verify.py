@@ -30,6 +30,7 @@ from maildircheck.harness.progress import Progress
 from maildircheck.harness.rules import machine_for
 from maildircheck.harness.shrink import shrink
 from maildircheck.harness.timeline import Timeline
+from maildircheck.harness.vocabulary import ENVIRONMENT_CANNOT, HOLDS, VIOLATED
 from maildircheck.model.faults import storage_crashes
 from maildircheck.model.properties import PROPERTIES, SAFETY, Violation
 
@@ -54,6 +55,13 @@ class Verdict:
     def holds(self) -> bool:
         return self.violation is None
 
+    @property
+    def verdict(self) -> str:
+        """holds, violated, or environment cannot keep it (harness/vocabulary.py)."""
+        if self.violation is not None:
+            return VIOLATED
+        return HOLDS if self.environment is None else ENVIRONMENT_CANNOT
+
     def status(self, prop: str) -> str:
         """violated / holds / observed (seen, not checked) / not checked; and, when the
         search stopped at another property's violation, "no counterexample" (it was
@@ -72,7 +80,7 @@ class Verdict:
     def as_json(self) -> dict[str, Any]:
         v = self.violation
         return {
-            "verdict": "holds" if v is None else "violated",
+            "verdict": self.verdict,
             "strategy": self.check.strategy,
             "env": self.check.env.name,
             "faults": [f.name for f in self.check.faults],

@@ -27,7 +27,7 @@ def matrix() -> Matrix:
 def test_cells_agree_with_verify(matrix: Matrix) -> None:
     assert matrix.cell_text("no-dir-fsync", "ext4-ordered") == "P2 violated"
     assert matrix.cell_text("no-dir-fsync", "sync") == "holds"
-    assert matrix.cell_text("correct", "nfs3-async-export") == "holds (environment cannot)"
+    assert matrix.cell_text("correct", "nfs3-async-export") == "environment cannot keep it"
     threat = ENVIRONMENTS["ext4-ordered"].threat
     alone = verify(Check.of("no-dir-fsync", "ext4-ordered", threat, max_examples=60, seed=1))
     cell = matrix.cells[("no-dir-fsync", "ext4-ordered")]

@@ -419,8 +419,12 @@ def test_nfs_environments_replay_on_a_client_host() -> None:
     a sync export and nothing can on an async one (R2), which the report says."""
     agent = str(Path(sys.executable).with_name("maildir-deliver"))
     report = check_run(run_traced([agent]), ["nfs3-sync", "nfs3-nocto", "nfs3-async-export"])
-    assert [r.verdict for r in report.results] == ["holds", "holds", "violated"]
+    assert [r.verdict for r in report.results] == ["holds", "holds", "violated"]  # replayed
+    # ... and judged as verify and matrix judge it: the environment's verdict (issue 13)
+    assert report.verdicts() == ["holds", "holds", "environment cannot keep it"]
+    assert report.holds and not report.violated
     assert report.as_json()["results"][2]["environment_cannot"] is True
+    assert report.as_json()["results"][2]["verdict"] == "environment cannot keep it"
     assert any("no agent can keep P1/P2 here" in line for line in render(report))
 
 

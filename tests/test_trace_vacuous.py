@@ -36,7 +36,7 @@ def _strace() -> None:
             3,
             "not checked: the run was stopped at the time limit and never finished",
         ),
-        (["sh", "-c", "ls \"$1\"/new > /dev/null", "sh", "{maildir}"], 1, "delivered nothing"),
+        (["sh", "-c", 'ls "$1"/new > /dev/null', "sh", "{maildir}"], 1, "delivered nothing"),
     ],
 )
 def test_each_vacuous_run_has_its_own_verdict(

@@ -26,6 +26,15 @@ from maildircheck.harness.trace.replay import (
 )
 from maildircheck.harness.trace.runner import TracedRun
 from maildircheck.harness.trace.translator import Event, Step, Unmodeled, translate
+from maildircheck.harness.vocabulary import (
+    DELIVERED_NOTHING,
+    ENVIRONMENT_CANNOT,
+    HOLDS,
+    INCOMPLETE,
+    VIOLATED,
+    not_checked,
+    result_verdict,
+)
 from maildircheck.model.environments import ENVIRONMENTS, LOCAL
 from maildircheck.model.outcome import Delivered, Outcome
 from maildircheck.model.properties import Violation
@@ -76,30 +85,33 @@ class TraceReport:
         """It reported delivery (exit 0) and left nothing in new/ or cur/."""
         return isinstance(self.outcome, Delivered) and not self.run.delivered()
 
+    def verdicts(self) -> list[str]:
+        """Each profile's verdict, in the vocabulary (harness/vocabulary.py)."""
+        return [result_verdict(r.env, r.violation, r.stopped) for r in self.results]
+
     @property
     def holds(self) -> bool:
-        return (
-            self.not_checked is None
-            and not self.delivered_nothing
-            and all(r.verdict == "holds" for r in self.results)
+        return not self.violated and self.not_checked is None and all(
+            v in (HOLDS, ENVIRONMENT_CANNOT) for v in self.verdicts()
         )
 
     @property
     def violated(self) -> bool:
+        flagged = any(m.flagged for m in self.messages)  # a content change is the agent's
         return self.not_checked is None and (
-            self.delivered_nothing or any(r.verdict == "violated" for r in self.results)
+            self.delivered_nothing or flagged or VIOLATED in self.verdicts()
         )
 
     @property
     def verdict(self) -> str:
         """One of: holds, violated, delivered nothing, incomplete, not checked: why."""
         if self.not_checked is not None:
-            return f"not checked: {self.not_checked}"
+            return not_checked(self.not_checked)
         if self.delivered_nothing:
-            return "delivered nothing"
+            return DELIVERED_NOTHING
         if self.violated:
-            return "violated"
-        return "holds" if self.holds else "incomplete"
+            return VIOLATED
+        return HOLDS if self.holds else INCOMPLETE
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -116,7 +128,7 @@ class TraceReport:
             "results": [
                 {
                     "env": r.env,
-                    "verdict": r.verdict,
+                    "verdict": result_verdict(r.env, r.violation, r.stopped),
                     "environment_cannot": environment_cannot(r.env),
                     "property": r.violation.prop if r.violation else None,
                     "why": r.violation.why if r.violation else None,
@@ -318,7 +330,8 @@ def render(report: TraceReport) -> list[str]:
     ]
     for r in report.results:
         detail = str(r.violation) if r.violation else (r.stopped or "every property holds")
-        lines.append(f"  {r.env:<18} {r.verdict.upper():<10} {detail}")
+        shown = result_verdict(r.env, r.violation, r.stopped).upper()
+        lines.append(f"  {r.env:<18} {shown:<10} {detail}")
         if environment_cannot(r.env):
             lines.append(
                 f"  {'':<18} {'':<10} (no agent can keep P1/P2 here: the export acknowledges "
