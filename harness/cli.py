@@ -407,7 +407,10 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         checks = cell_checks(strategies, envs, max_examples=args.max_examples, seed=args.seed)
     except CheckError as err:
         raise UsageError(str(err)) from None
-    result = run_matrix(checks, envs, progress=for_stderr(args.progress), workers=args.workers)
+    # a matrix runs for minutes: off a terminal too it says what it does, a line a cell,
+    # unless --no-progress (issue 13)
+    wanted = True if args.progress is None else args.progress
+    result = run_matrix(checks, envs, progress=for_stderr(wanted), workers=args.workers)
     try:
         result.traced = trace_rows(args.trace, envs)
     except (TraceSetupError, ValueError) as err:

@@ -14,7 +14,9 @@ Each builds its `Check` (harness/check.py) the way the command line does.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
+from pathlib import Path
 
 import pytest
 
@@ -25,7 +27,20 @@ from maildircheck.model.properties import ALWAYS
 
 
 class Checker:
-    """What the `maildircheck` fixture gives a test."""
+    """What the `maildircheck` fixture gives a test. A strategy file given by a relative
+    path ("agent.py:deliver") is found next to the test file first, then from the
+    working directory."""
+
+    def __init__(self, base: Path | None = None) -> None:
+        self.base = base
+
+    def _located(self, strategy: str) -> str:
+        file, sep, function = strategy.rpartition(":")
+        if sep and file.endswith(".py") and not os.path.isabs(file) and self.base is not None:
+            beside = self.base / file
+            if beside.is_file():
+                return f"{beside}:{function}"
+        return strategy
 
     def check(
         self,
@@ -39,7 +54,12 @@ class Checker:
     ) -> Verdict:
         return verify(
             Check.of(
-                strategy, env, tuple(faults), max_examples=max_examples, seed=seed, quality=quality
+                self._located(strategy),
+                env,
+                tuple(faults),
+                max_examples=max_examples,
+                seed=seed,
+                quality=quality,
             )
         )
 
@@ -88,5 +108,5 @@ class Checker:
 
 
 @pytest.fixture
-def maildircheck() -> Checker:
-    return Checker()
+def maildircheck(request: pytest.FixtureRequest) -> Checker:
+    return Checker(Path(str(request.path)).parent)

@@ -64,7 +64,7 @@ class StrategyInfo:
     name: str
     function: Strategy
     bug_class: str | None  # "B1".."B19"; None for the correct algorithm and user files
-    summary: str  # one line: the first line of the module's docstring
+    summary: str  # the first paragraph of the module's docstring, as one line
     source: str  # one line: the real agent, file/function and version it comes from
     expected: tuple[str, ...]  # property IDs (see PROPERTIES) it is expected to break
     unsafe_on: tuple[str, ...] = ()  # the environments where the flaw really bites
@@ -72,8 +72,9 @@ class StrategyInfo:
 
 
 def _first_line(doc: str | None) -> str:
-    lines = (doc or "").strip().splitlines()
-    return lines[0].strip() if lines else ""
+    """A docstring's first paragraph, as one line (a sentence is never cut at a line end)."""
+    paragraph = (doc or "").strip().split("\n\n", 1)[0]
+    return " ".join(line.strip() for line in paragraph.splitlines())
 
 
 # Where a flaw bites, named from the environment table (model/environments.py):

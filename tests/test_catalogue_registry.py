@@ -83,6 +83,7 @@ def test_entry_resolves_and_documents_itself(name: str) -> None:
     assert resolve(name) is info.function and strategy_info(name) is info
     assert inspect.isgeneratorfunction(info.function)
     assert info.summary and "\n" not in info.summary
+    assert info.summary.endswith((".", ")")), info.summary  # whole: B13's was cut mid-sentence
     assert info.source and "\n" not in info.source
     assert set(info.expected) <= set(PROPERTIES)
     if name == "correct":

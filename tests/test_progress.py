@@ -61,15 +61,22 @@ def timeless(data: Any) -> Any:
     return data
 
 
-def test_off_a_terminal_the_commands_are_silent(capsys: pytest.CaptureFixture[str]) -> None:
-    for argv in (MATRIX, VERIFY, [*MATRIX, "--no-progress"], [*VERIFY, "--no-progress"]):
+def test_off_a_terminal_verify_is_silent_and_matrix_says_each_cell(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A matrix runs for minutes: off a terminal it writes a line per finished cell unless
+    --no-progress (it was silent, issue 13); verify stays silent unless --progress."""
+    for argv in (VERIFY, [*MATRIX, "--no-progress"], [*VERIFY, "--no-progress"]):
         _, out, err = run(capsys, *argv)
         assert err == [], f"{argv}: stderr {err}"
         json.loads(out)
+    _, out, err = run(capsys, *MATRIX)
+    json.loads(out)
+    assert [row[4] for row in parsed(err)][0] == "matrix: started" and len(parsed(err)) == 4
 
 
 def test_matrix_progress_is_a_line_per_cell(capsys: pytest.CaptureFixture[str]) -> None:
-    _, quiet, _ = run(capsys, *MATRIX)
+    _, quiet, _ = run(capsys, *MATRIX, "--no-progress")
     code, out, err = run(capsys, *MATRIX, "--progress")
     assert code == 0
     data = json.loads(out)

@@ -25,3 +25,23 @@ def test_fixture_passes_and_fails_as_it_should(pytester: pytest.Pytester) -> Non
     result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(["*P2 no-early-success*", "*replay: maildircheck verify*"])
+
+
+def test_a_relative_strategy_file_is_found_beside_the_test_file(
+    pytester: pytest.Pytester,
+) -> None:
+    """"agent.py:deliver" in tests/test_agent.py names tests/agent.py, wherever pytest is
+    started from (it was looked up from the working directory only)."""
+    tests = pytester.mkdir("tests")
+    (tests / "agent.py").write_text(
+        "from maildircheck.impl.deliver import deliver\n\n"
+        "def mine(request):\n"
+        "    return (yield from deliver(request))\n"
+    )
+    (tests / "test_agent.py").write_text(
+        "def test_mine_keeps_p1_and_p2(maildircheck):\n"
+        '    maildircheck.assert_keeps("agent.py:mine", "ext4-ordered", ("P1", "P2"),'
+        " max_examples=20)\n"
+    )
+    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider", "tests")
+    result.assert_outcomes(passed=1)

@@ -67,3 +67,21 @@ def test_the_replay_command_carries_every_option_and_gives_the_same_verdict(
 
     assert verdicts(again) == verdicts(first) and again["replay"] == first["replay"]
     assert (again["verdict"], again["exit_status"]) == (first["verdict"], first["exit_status"])
+
+
+def test_one_fsync_is_said_once(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["trace", "--no-message-set", "--env", "sync", "--", "safecat", "{maildir}/tmp"]
+    assert main([*argv, "{maildir}/new"]) == 0
+    assert "  - calls fsync/fdatasync once" in capsys.readouterr().out  # was "1 times"
+
+
+def test_a_program_given_by_a_relative_path_is_found_from_where_the_user_stands(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`trace -- ./my-agent` ran `./my-agent` in the scratch directory: "not runnable"."""
+    agent = tmp_path / "my-agent"
+    agent.write_text('#!/bin/sh\nexec safecat "$1/tmp" "$1/new"\n')
+    agent.chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    assert main(["trace", "--no-message-set", "--env", "sync", "--", "./my-agent"]) == 0
+    assert f"traced: {agent} " in capsys.readouterr().out

@@ -107,10 +107,14 @@ def inject_option(spec: str) -> str:
 
 def command_for(command: Sequence[str], root: str) -> list[str]:
     """`command` with `{maildir}` replaced by `root`, or `root` appended when no argument
-    names it."""
+    names it. A program given by a relative path (`./my-agent`) is found from where the
+    user stands, not from the scratch directory it runs in."""
+    program, *args = command
+    if "/" in program and not os.path.isabs(program):
+        program = os.path.abspath(program)
     if any(PLACEHOLDER in arg for arg in command):
-        return [arg.replace(PLACEHOLDER, root) for arg in command]
-    return [*command, root]
+        return [arg.replace(PLACEHOLDER, root) for arg in (program, *args)]
+    return [program, *args, root]
 
 
 def user_entry(user: str) -> pwd.struct_passwd:

@@ -190,7 +190,8 @@ def facts_of(events: Sequence[Event], run: TracedRun) -> list[str]:
     syncs = [r for r in steps if isinstance(r, Fsync | Fdatasync)]
     failed_syncs = _failing(events, (Fsync, Fdatasync))
     if syncs or failed_syncs:
-        text = f"calls fsync/fdatasync {len(syncs) + len(failed_syncs)} times"
+        calls = len(syncs) + len(failed_syncs)
+        text = f"calls fsync/fdatasync {'once' if calls == 1 else f'{calls} times'}"
         if failed_syncs:
             text += f"; {len(failed_syncs)} failed ({', '.join(failed_syncs)})"
         facts.append(text)
