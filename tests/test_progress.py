@@ -72,7 +72,8 @@ def test_off_a_terminal_verify_is_silent_and_matrix_says_each_cell(
         json.loads(out)
     _, out, err = run(capsys, *MATRIX)
     json.loads(out)
-    assert [row[4] for row in parsed(err)][0] == "matrix: started" and len(parsed(err)) == 4
+    rows = parsed(err)
+    assert rows[0][4] == "matrix: started" and len(rows) == 4
 
 
 def test_matrix_progress_is_a_line_per_cell(capsys: pytest.CaptureFixture[str]) -> None:
