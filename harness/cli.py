@@ -55,6 +55,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from maildircheck.harness import explore_cli
 from maildircheck.harness.check import Check, CheckError
+from maildircheck.harness.machine import NotASyscall
 from maildircheck.harness.realfs import cli as realfs_cli
 from maildircheck.harness.trace import cli as trace_cli
 from maildircheck.impl.strategies import CATALOGUE
@@ -572,6 +573,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as done:  # --help
         return done.code if isinstance(done.code, int) else 0
     except UsageError as err:
+        _complain(str(err))
+        return USAGE_ERROR
+    except NotASyscall as err:  # the user's strategy is wrong, not the check
         _complain(str(err))
         return USAGE_ERROR
     except BrokenPipeError:  # e.g. `maildircheck list | head`: the reader left; stop quietly

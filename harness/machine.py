@@ -17,6 +17,7 @@ kept in the `RunLog`, and harness/shrink.py shrinks the program (E7).
 from __future__ import annotations
 
 import time
+import traceback
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -52,6 +53,14 @@ if TYPE_CHECKING:
 
 PID_POOL = (100, 101, 102)
 MAX_DELIVERIES = 2
+
+
+TRACEBACK_LINES = 12  # the last lines of a strategy's traceback a timeline shows
+
+
+class NotASyscall(TypeError):
+    """The strategy yielded something that is not a syscall request: a bug in the strategy
+    the user wrote, reported like a usage error (harness.cli), not as a checker failure."""
 
 
 class PropertyViolated(AssertionError):
@@ -352,8 +361,24 @@ class DeliveryMachine(RuleBasedStateMachine):
             actor.request = actor.gen.send(reply) if actor.request else next(actor.gen)
         except StopIteration as stop:
             self._end(actor, stop.value, None)
+            return
         except Exception as err:  # the agent crashed: its exit status is a bounce
-            self._end(actor, PermanentFailure(f"uncaught {type(err).__name__}: {err}"), None)
+            below = err.__traceback__.tb_next if err.__traceback__ else None  # the agent's
+            lines = traceback.format_exception(type(err), err, below, chain=False)
+            shown = "".join(lines).rstrip().splitlines()
+            self.timeline.event(
+                self.host.lane(actor.proc),
+                f"raises {type(err).__name__} (its traceback, last lines):",
+                shown[-TRACEBACK_LINES:],
+            )
+            said = str(err).replace("\n", "\\n")  # one line: the timeline's and the report's
+            self._end(actor, PermanentFailure(f"uncaught {type(err).__name__}: {said}"), None)
+            return
+        if not isinstance(actor.request, Syscall):
+            raise NotASyscall(
+                f"the strategy yielded {actor.request!r} ({type(actor.request).__name__}), "
+                "not a syscall request from maildircheck.model.syscalls"
+            )
 
     def _end(self, actor: Actor, outcome: Outcome | None, death: str | None) -> None:
         if actor in self.actors:
