@@ -4,8 +4,9 @@
 `workers` processes, or one after the other in this one - and yields each Verdict as it is
 ready. `verify_spread` is `verify --workers N`: the Check's shares (seed S+i, its part of
 the budget) run side by side; the verdict keeps the shortest counterexample any share
-found, and that share's Check is the verdict's, so its replay command reproduces in a
-single process. Counts add up; seconds are wall-clock. A `Progress`
+found, and that share's Check, example count and syscalls are the verdict's, so what the
+report says of the search is what its replay command reproduces in a single process; the
+searches as a whole are its `Spread`. Seconds are wall-clock. A `Progress`
 (harness/progress.py) hears of each search as it ends.
 """
 
@@ -18,7 +19,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 
 from maildircheck.harness.check import Check
 from maildircheck.harness.progress import Progress
-from maildircheck.harness.verify import Verdict, verify
+from maildircheck.harness.verify import Spread, Verdict, verify
 
 
 def completed(
@@ -65,7 +66,6 @@ def verify_spread(check: Check, progress: Progress | None = None) -> Verdict:
     return dataclasses.replace(
         best,
         observed=observed,
-        examples=sum(v.examples for v in verdicts),
-        syscalls=sum(v.syscalls for v in verdicts),
         seconds=time.perf_counter() - started,
+        spread=Spread(len(shares), first, last, sum(v.examples for v in verdicts)),
     )

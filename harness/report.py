@@ -57,7 +57,18 @@ def _header(verdict: Verdict, max_examples: int) -> Table:
     grid.add_row("env", Text(f"{check.env.name}  ({check.env.summary})"))
     grid.add_row("faults", Text(", ".join(f.name for f in check.faults) or "none"))
     seed = "derandomized" if check.seed is None else f"seed {check.seed}"
-    grid.add_row("budget", Text(f"{max_examples} examples, {seed}"))
+    if verdict.spread is None:
+        grid.add_row("budget", Text(f"{max_examples} examples, {seed}"))
+    else:  # the search shown is the one its replay repeats; the others apart
+        spread = verdict.spread
+        grid.add_row("budget", Text(f"{check.max_examples} examples, {seed}"))
+        grid.add_row(
+            "searches",
+            Text(
+                f"{spread.searches} workers, seeds {spread.first_seed}..{spread.last_seed}, "
+                f"{spread.examples} examples in all; shown: seed {check.seed}'s"
+            ),
+        )
     return grid
 
 

@@ -38,6 +38,16 @@ STEPS = 12  # rules per run (Hypothesis's stateful_step_count)
 CORRECT = "correct"  # the strategy whose counterexample shows what an environment cannot do
 
 
+@dataclass(frozen=True)
+class Spread:
+    """`verify --workers N`: the N searches a verdict was chosen from."""
+
+    searches: int
+    first_seed: int | None
+    last_seed: int | None
+    examples: int  # in all the searches
+
+
 @dataclass
 class Verdict:
     check: Check
@@ -50,6 +60,7 @@ class Verdict:
     environment: Verdict | None = None  # when no strategy can keep durability here: the
     # correct strategy's counterexample that shows it (the strategy ran without the crash)
     program: list[Step] = field(default_factory=list)  # the counterexample's rule calls (E7)
+    spread: Spread | None = None  # when it is one of several searches' (harness/parallel.py)
 
     @property
     def holds(self) -> bool:
@@ -107,6 +118,13 @@ class Verdict:
             "seconds": round(self.seconds, 3),
             "seed": self.check.seed,
             "replay": self.replay_command(),
+            "searches": None
+            if self.spread is None
+            else {
+                "count": self.spread.searches,
+                "seeds": [self.spread.first_seed, self.spread.last_seed],
+                "examples": self.spread.examples,
+            },
             "environment": None
             if self.environment is None
             else {

@@ -10,7 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from maildircheck.harness.check import Check
+from maildircheck.harness.cli import main
 from maildircheck.harness.verify import verify
 
 BIN = Path(sys.executable).parent
@@ -79,3 +82,20 @@ def test_workers_spread_the_search_and_the_replay_is_one_workers_run() -> None:
         Check.of("no-dir-fsync", "ext4-ordered", ("power-loss",), max_examples=budget, seed=seed)
     )
     assert alone.timeline is not None and alone.timeline.as_json() == v.timeline.as_json()
+
+
+def test_a_spread_verdict_reports_the_count_and_seed_its_replay_uses(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`verify --workers 2` said "budget 400 examples, seed 3" and "found after" the sum of
+    both searches' examples, while its replay line ran one search of 200 from seed 3 or 4."""
+    argv = ["verify", "--strategy", "no-dir-fsync", "--env", "ext4-ordered", "--seed", "3"]
+    assert main([*argv, "--workers", "2", "--max-examples", "400", "--json"]) == 1
+    spread = json.loads(capsys.readouterr().out)
+    replay = shlex.split(spread["replay"])
+    seed, budget = (int(replay[replay.index(flag) + 1]) for flag in ("--seed", "--max-examples"))
+    assert (spread["seed"], budget) == (seed, 200)
+    assert spread["searches"]["count"] == 2 and spread["searches"]["seeds"] == [3, 4]
+    assert main([*replay[1:], "--json"]) == 1
+    alone = json.loads(capsys.readouterr().out)
+    assert alone["examples"] == spread["examples"] and alone["searches"] is None
