@@ -32,7 +32,7 @@ FAMILIES = {
     "A": 13,
     "R": 10,
     "D": 9,
-    "T": 7,
+    "T": 8,
     "G": 5,
 }
 MUST_BE_TESTED = "PSFXELRDTG"

@@ -2,7 +2,7 @@
 
     maildircheck trace [--env PROFILE]... [--inject CALL:ERRNO[:N]]... [--user USER]
                        [--message FILE] [--temporary-exits 71,75,111] [--timeout S]
-                       [--keep] [--no-message-set] [--json] -- COMMAND [ARGS...]
+                       [--keep] [--faults] [--no-message-set] [--json] -- COMMAND [ARGS...]
 
 `{maildir}` in ARGS stands for the scratch Maildir (appended when no argument has it).
 This module owns the options, checking their values (`TraceUsageError`), running the check
@@ -63,6 +63,12 @@ def add_parser(commands: Any) -> None:
         help="make the Nth CALL fail with ERRNO (strace -e inject), e.g. fsync:EIO",
     )
     trace.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    trace.add_argument(
+        "--faults",
+        action="store_true",
+        help="then make each Maildir call of the run fail, one run per call and errno, and "
+        "tabulate call -> exit -> verdict (a fault that hits no Maildir call: 'fault missed')",
+    )
     trace.add_argument(
         "--no-message-set",
         action="store_true",
@@ -147,18 +153,32 @@ def report_for(args: argparse.Namespace) -> TraceReport:
         temporary=args.temporary_exits,
         timeout=args.timeout,
         message_set=not args.no_message_set,
+        faults=args.faults,
     )
-    return check_run(run, envs, args.temporary_exits, replay, messages)
+    report = check_run(run, envs, args.temporary_exits, replay, messages)
+    if args.faults and report.not_checked is None:
+        from maildircheck.harness.trace.faults import fault_table
+
+        report.fault_rows = fault_table(
+            report, command, envs, args.temporary_exits, user=args.user, timeout=args.timeout
+        )
+    return report
 
 
 def report_text(report: TraceReport, as_json: bool) -> str:
     """What `trace` prints on stdout: the JSON, or the plain report and where the kept
     scratch directory is."""
+    from maildircheck.harness.trace.faults import faults_json, render_faults
     from maildircheck.harness.trace.verdicts import render
 
     if as_json:
-        return json.dumps(report.as_json(), indent=2, sort_keys=True)
+        found = report.as_json()
+        if report.fault_rows:
+            found["faults"] = faults_json(report.fault_rows)
+        return json.dumps(found, indent=2, sort_keys=True)
     lines = render(report)
+    if report.fault_rows:
+        lines += render_faults(report.fault_rows)
     if report.run.scratch:
         lines.append(f"scratch directory kept: {report.run.scratch}")
     return "\n".join(lines)

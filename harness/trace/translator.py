@@ -199,7 +199,8 @@ class Translator:
     def _close(self, c: TraceCall, proc: _Proc, fd: int) -> Iterator[Event]:
         handle = proc.fds.pop(fd, None)
         if handle is not None and handle.inside and fd not in proc.fds:
-            yield Step(c.line, c.pid, Close(fd), 0)
+            # a failed close (EIO, or one injected) still gives the fd up, as Linux does
+            yield Step(c.line, c.pid, Close(fd), c.result, c.errno, c.injected)
 
     def _one(self, c: TraceCall, proc: _Proc) -> Iterator[Event]:
         name, a = c.name, c.args

@@ -68,6 +68,7 @@ class TraceReport:
     replay_command: str
     notes: list[str] = field(default_factory=list)
     messages: list[MessageResult] = field(default_factory=list)  # the message set's runs
+    fault_rows: list[Any] = field(default_factory=list)  # trace --faults (trace.faults.FaultRow)
 
     @property
     def not_checked(self) -> str | None:
@@ -98,8 +99,9 @@ class TraceReport:
     @property
     def violated(self) -> bool:
         flagged = any(m.flagged for m in self.messages)  # a content change is the agent's
+        faulted = any(r.report is not None and r.report.violated for r in self.fault_rows)
         return self.not_checked is None and (
-            self.delivered_nothing or flagged or VIOLATED in self.verdicts()
+            self.delivered_nothing or flagged or faulted or VIOLATED in self.verdicts()
         )
 
     @property
@@ -279,6 +281,7 @@ def replay_command_for(
     temporary: Sequence[int] = TEMPORARY_EXIT,
     timeout: float = 60.0,
     message_set: bool = True,
+    faults: bool = False,
 ) -> str:
     """The `maildircheck trace` command line that repeats this check, every option that
     changes its verdict included (the message file by its absolute path)."""
@@ -297,6 +300,8 @@ def replay_command_for(
         parts += ["--timeout", f"{timeout:g}"]
     if not message_set:
         parts.append("--no-message-set")
+    if faults:
+        parts.append("--faults")
     return shlex.join([*parts, "--", *command])
 
 
