@@ -224,9 +224,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--trace",
         action="append",
         default=[],
-        metavar="'NAME=COMMAND ARGS'",
+        metavar="'NAME=[TRACE OPTIONS --] COMMAND ARGS'",
         help="add a row for a program checked with `maildircheck trace` (repeatable; "
-        "{maildir} in ARGS is the scratch Maildir)",
+        "{maildir} in ARGS is the scratch Maildir; before -- the options trace takes for a "
+        "program: --user, --message, --inject, --temporary-exits, --timeout, "
+        "--no-message-set, --faults)",
     )
     _progress_flag(matrix)
 
@@ -414,7 +416,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     result = run_matrix(checks, envs, progress=for_stderr(wanted), workers=args.workers)
     try:
         result.traced = trace_rows(args.trace, envs)
-    except (TraceSetupError, ValueError) as err:
+    except (TraceSetupError, trace_cli.TraceUsageError, ValueError) as err:
         raise UsageError(f"--trace: {err}") from None
     if args.format == "json":
         text = json.dumps(result.as_json(), indent=2)

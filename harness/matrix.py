@@ -230,27 +230,18 @@ class Matrix:
 
 
 def trace_rows(programs: Iterable[str], envs: list[str]) -> list[TracedRow]:
-    """`NAME=COMMAND ARGS` (or just a command) -> a traced row per program, each run once
-    under strace and replayed under every column, and once per message of the message set
-    (harness/trace/verdicts.py, harness/trace/messages.py)."""
-    import shlex
-
-    from maildircheck.harness.trace.messages import run_message_set
-    from maildircheck.harness.trace.runner import run_traced
-    from maildircheck.harness.trace.verdicts import check_run, replay_command_for, said_on_stderr
+    """`NAME=[TRACE OPTIONS --] COMMAND ARGS` (or just a command) -> a traced row per
+    program, run and judged as `maildircheck trace` would under every column, with the
+    options it takes for a program (harness/trace/cli.py `row_report`)."""
+    from maildircheck.harness.trace.cli import row_report
+    from maildircheck.harness.trace.verdicts import said_on_stderr
 
     rows = []
     for spec in programs:
         name, sep, command_text = spec.partition("=")
         if not sep or " " in name:
             name, command_text = spec.split()[0].rsplit("/", 1)[-1], spec
-        command = shlex.split(command_text)
-        report = check_run(
-            run_traced(command),
-            envs,
-            replay_command=replay_command_for(command, envs, (), None),
-            messages=run_message_set(command),  # a changed message breaks P1 in every column
-        )
+        report = row_report(command_text, envs)
         results = {r.env: r for r in report.results}
         said = said_on_stderr(report.run)
         rows.append(TracedRow(name, results, report.replay_command, report.not_checked, said))

@@ -85,3 +85,25 @@ def test_a_program_given_by_a_relative_path_is_found_from_where_the_user_stands(
     monkeypatch.chdir(tmp_path)
     assert main(["trace", "--no-message-set", "--env", "sync", "--", "./my-agent"]) == 0
     assert f"traced: {agent} " in capsys.readouterr().out
+
+
+def test_matrix_trace_rows_take_the_options_trace_takes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A `matrix --trace` row could not take --user, --message or --inject: its text was
+    only a command. Now `NAME=[TRACE OPTIONS --] COMMAND` runs as `trace` would."""
+    message = tmp_path / "m.eml"
+    message.write_bytes(b"Subject: row\n\nbody\n")
+    row = (
+        f"sc=--inject fsync:EIO --temporary-exits 75 --message {message} --no-message-set -- "
+        "safecat {maildir}/tmp {maildir}/new"
+    )
+    argv = ["matrix", "--strategies", "correct", "--envs", "sync", "--max-examples", "10"]
+    assert main([*argv, "--no-progress", "--format", "json", "--trace", row]) == 0
+    (traced,) = json.loads(capsys.readouterr().out)["traced"]
+    assert traced["cells"][0]["result"] == "P5 violated"  # exit 111 is a bounce with 75 only
+    for option in ("--inject fsync:EIO", "--temporary-exits 75", "--message", "--no-message-set"):
+        assert option in traced["replay"]
+    bad = [*argv, "--no-progress", "--trace", "x=--nonesuch -- safecat"]
+    assert main(bad) == 2
+    assert "--trace: unrecognized arguments: --nonesuch" in capsys.readouterr().err

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import TYPE_CHECKING, Any
+import shlex
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from maildircheck.model.environments import ENVIRONMENTS
 
@@ -163,6 +164,29 @@ def report_for(args: argparse.Namespace) -> TraceReport:
             report, command, envs, args.temporary_exits, user=args.user, timeout=args.timeout
         )
     return report
+
+
+class _RowParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise TraceUsageError(message)
+
+
+def row_report(text: str, envs: list[str]) -> TraceReport:
+    """A `matrix --trace` row, `[TRACE OPTIONS --] COMMAND ARGS`: the command run and
+    judged as `trace` would, under `envs`, with the options `trace` takes for a program
+    (--user, --message, --inject, --temporary-exits, --timeout, --no-message-set,
+    --faults); `TraceUsageError` for a bad one."""
+    parser = _RowParser(prog="matrix --trace", add_help=False, allow_abbrev=False)
+    parser.add_argument("--inject", action="append", default=[])
+    parser.add_argument("--no-message-set", action="store_true")
+    parser.add_argument("--faults", action="store_true")
+    add_program_options(parser)
+    words = shlex.split(text)
+    if "--" not in words:
+        words = ["--", *words]
+    args = parser.parse_args(words)
+    args.env, args.keep, args.command = envs, False, "matrix --trace"
+    return report_for(args)
 
 
 def report_text(report: TraceReport, as_json: bool) -> str:
