@@ -13,7 +13,9 @@ Spec IDs exercised: T5 (the exit status is the report), T6 (what one run cannot 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -55,3 +57,23 @@ def test_each_vacuous_run_has_its_own_verdict(
 def test_a_matrix_row_says_not_checked() -> None:
     (row,) = trace_rows(["idle=true"], ["sync"])
     assert row.text("sync") == "not checked: the program made no call on the Maildir"
+
+
+def test_a_program_strace_cannot_trace_is_not_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Where ptrace is refused (a seccomp filter, no CAP_SYS_PTRACE) strace says so and
+    records nothing: that is "not checked", exit 3 - not "command not found"."""
+    fake = tmp_path / "bin" / "strace"
+    fake.parent.mkdir()
+    fake.write_text(
+        "#!/bin/sh\n"
+        'while [ "$1" != "-o" ]; do shift; done; : > "$2"\n'
+        "echo 'strace: test_ptrace_get_syscall_info: PTRACE_TRACEME: Operation not permitted' >&2\n"
+        "exit 1\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    assert main(["trace", "--no-message-set", "--", "true"]) == 3
+    err = capsys.readouterr().err
+    assert "not checked: strace cannot trace here (strace: test_ptrace_get_syscall_info" in err

@@ -266,6 +266,9 @@ def _run(
     if not lines or (len(lines) < 3 and "execve(" in lines[0] and "= -1 E" in lines[0]):
         said = stderr.strip().splitlines()
         why = said[-1] if said else "strace recorded nothing"
+        refused = [line for line in said if "ptrace" in line.lower()]
+        if refused:  # a seccomp filter, a container without CAP_SYS_PTRACE, Yama's scope
+            raise TraceSetupError(f"not checked: strace cannot trace here ({refused[-1]})")
         raise TraceSetupError(f"command not found or not runnable: {argv[0]} ({why})")
     return TracedRun(
         list(argv), root, home, status, signal_name, stderr.strip(), lines, before,
