@@ -77,3 +77,11 @@ def test_a_program_strace_cannot_trace_is_not_checked(
     assert main(["trace", "--no-message-set", "--", "true"]) == 3
     err = capsys.readouterr().err
     assert "not checked: strace cannot trace here (strace: test_ptrace_get_syscall_info" in err
+
+
+def test_a_run_that_is_not_checked_runs_no_message_set(capsys: pytest.CaptureFixture[str]) -> None:
+    """A program that hangs would hang once more per message of the set: a run that
+    cannot be judged is the only run."""
+    assert main(["trace", "--json", "--env", "sync", "--timeout", "1", "--", "true"]) == 3
+    report = json.loads(capsys.readouterr().out)
+    assert report["not_checked"] and report["messages"] == []

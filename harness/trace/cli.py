@@ -125,7 +125,12 @@ def report_for(args: argparse.Namespace) -> TraceReport:
     option value, `TraceSetupError` when the check could not run."""
     from maildircheck.harness.trace.messages import run_message_set
     from maildircheck.harness.trace.runner import run_traced
-    from maildircheck.harness.trace.verdicts import LOCAL_ENVS, check_run, replay_command_for
+    from maildircheck.harness.trace.verdicts import (
+        LOCAL_ENVS,
+        add_messages,
+        check_run,
+        replay_command_for,
+    )
 
     envs = args.env or list(LOCAL_ENVS)
     for env in envs:
@@ -140,11 +145,6 @@ def report_for(args: argparse.Namespace) -> TraceReport:
         timeout=args.timeout,
         keep=args.keep,
     )
-    messages = (
-        []
-        if args.no_message_set
-        else run_message_set(command, user=args.user, timeout=args.timeout)
-    )
     replay = replay_command_for(
         command,
         args.env or [],
@@ -156,8 +156,12 @@ def report_for(args: argparse.Namespace) -> TraceReport:
         message_set=not args.no_message_set,
         faults=args.faults,
     )
-    report = check_run(run, envs, args.temporary_exits, replay, messages)
-    if args.faults and report.not_checked is None:
+    report = check_run(run, envs, args.temporary_exits, replay)
+    if report.not_checked is not None:  # nothing to judge: no more runs (each could hang too)
+        return report
+    if not args.no_message_set:
+        add_messages(report, run_message_set(command, user=args.user, timeout=args.timeout))
+    if args.faults:
         from maildircheck.harness.trace.faults import fault_table
 
         report.fault_rows = fault_table(

@@ -92,8 +92,10 @@ class TraceReport:
 
     @property
     def holds(self) -> bool:
-        return not self.violated and self.not_checked is None and all(
-            v in (HOLDS, ENVIRONMENT_CANNOT) for v in self.verdicts()
+        return (
+            not self.violated
+            and self.not_checked is None
+            and all(v in (HOLDS, ENVIRONMENT_CANNOT) for v in self.verdicts())
         )
 
     @property
@@ -243,22 +245,13 @@ def check_run(
     delivered = run.delivered()
     content = complete_message(delivered, run.message)
     results = [replay(events, env, content, run.before, outcome) for env in envs]
-    flagged = [m for m in messages if m.flagged]
-    if flagged:
-        why = "; ".join(f"the {m.name} message: {m.change}" for m in flagged)
-        for r in results:
-            if r.violation is None and not r.stopped:
-                r.violated(
-                    Violation("P1", f"exit 0, but not the message handed over ({why})"),
-                    [f"{m.name} ({m.size} bytes): {m.change}" for m in flagged],
-                )
     notes = list(run.notes)
     if len(delivered) > 1:
         notes.append(f"the run left {len(delivered)} new files in new/ and cur/")
     unmodeled = [e for e in events if isinstance(e, Unmodeled)]
     for e in unmodeled[:3]:
         notes.append(f"line {e.line}: {e.call} is not modelled ({e.why})")
-    return TraceReport(
+    report = TraceReport(
         run,
         events,
         outcome,
@@ -267,8 +260,25 @@ def check_run(
         unexplored(events, outcome),
         replay_command,
         notes,
-        list(messages),
     )
+    add_messages(report, messages)
+    return report
+
+
+def add_messages(report: TraceReport, messages: Sequence[MessageResult]) -> None:
+    """The message set's runs joined to `report`: one delivered with exit 0 but changed
+    breaks P1 under every profile where the traced run held."""
+    report.messages = list(messages)
+    flagged = [m for m in messages if m.flagged]
+    if not flagged:
+        return
+    why = "; ".join(f"the {m.name} message: {m.change}" for m in flagged)
+    for r in report.results:
+        if r.violation is None and not r.stopped:
+            r.violated(
+                Violation("P1", f"exit 0, but not the message handed over ({why})"),
+                [f"{m.name} ({m.size} bytes): {m.change}" for m in flagged],
+            )
 
 
 def replay_command_for(
