@@ -6,8 +6,8 @@ as a script in a fresh interpreter; `sh`: run by sh with the venv's bin/ first o
 `tests/test_docs.py` reruns every command and compares what it prints with the quote;
 `python tests/doc_outputs.py docs/counterexamples.md` writes the fresh outputs into the doc.
 
-Volatile parts (wall-clock seconds: JSON's "seconds" and a report's ", 0.33 seconds") are
-masked before comparing.
+Volatile parts (wall-clock seconds: JSON's "seconds", a report's ", 0.33 seconds" and a
+progress line's "1.2s]") are masked before comparing.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 MARK = re.compile(r"^<!-- output: (python|sh) -->$")
 FENCE = re.compile(r"^```(\w*)$")
-VOLATILE = re.compile(r'("seconds": )[0-9.e-]+|(, )[0-9]+\.[0-9]+( seconds)')
+VOLATILE = re.compile(
+    r'("seconds": )[0-9.e-]+|(, )[0-9]+\.[0-9]+( seconds)|( )[0-9]+\.[0-9]+(s\] )'
+)  # a progress line's "[300/3000 examples 1.2s] " too
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,11 @@ def run(quote: Quote) -> str:
 
 
 def masked(text: str) -> str:
-    return VOLATILE.sub(lambda m: f"{m.group(1) or m.group(2)}<seconds>{m.group(3) or ''}", text)
+    def hide(m: re.Match[str]) -> str:
+        before, after = m.group(1) or m.group(2) or m.group(4), m.group(3) or m.group(5) or ""
+        return f"{before}<seconds>{after}"
+
+    return VOLATILE.sub(hide, text)
 
 
 def rewrite(doc: Path) -> int:

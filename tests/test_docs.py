@@ -109,7 +109,7 @@ def test_relative_links_resolve() -> None:
     assert not broken, f"broken links: {broken}"
 
 
-QUOTING_DOCS = [DOCS / "counterexamples.md", DOCS / "nfs.md", DOCS / "explore.md"]
+QUOTING_DOCS = [DOCS / n for n in ("counterexamples.md", "nfs.md", "explore.md", "campaigns.md")]
 
 
 @pytest.mark.parametrize(
@@ -117,7 +117,8 @@ QUOTING_DOCS = [DOCS / "counterexamples.md", DOCS / "nfs.md", DOCS / "explore.md
 )
 def test_quoted_output_is_what_its_command_prints(quote: doc_outputs.Quote) -> None:
     """Every output a doc quotes is rerun, in a fresh process, and must match; regenerate
-    with `python tests/doc_outputs.py docs/counterexamples.md docs/nfs.md docs/explore.md`."""
+    with `python tests/doc_outputs.py docs/counterexamples.md docs/nfs.md docs/explore.md
+    docs/campaigns.md`."""
     assert doc_outputs.masked(doc_outputs.run(quote)) == doc_outputs.masked(quote.output)
 
 
