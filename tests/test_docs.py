@@ -109,7 +109,9 @@ def test_relative_links_resolve() -> None:
     assert not broken, f"broken links: {broken}"
 
 
-QUOTING_DOCS = [DOCS / n for n in ("counterexamples.md", "nfs.md", "explore.md", "campaigns.md")]
+QUOTING_DOCS = [
+    DOCS / n for n in ("counterexamples.md", "nfs.md", "explore.md", "campaigns.md", "own-agent.md")
+]
 
 
 @pytest.mark.parametrize(
@@ -118,7 +120,7 @@ QUOTING_DOCS = [DOCS / n for n in ("counterexamples.md", "nfs.md", "explore.md",
 def test_quoted_output_is_what_its_command_prints(quote: doc_outputs.Quote) -> None:
     """Every output a doc quotes is rerun, in a fresh process, and must match; regenerate
     with `python tests/doc_outputs.py docs/counterexamples.md docs/nfs.md docs/explore.md
-    docs/campaigns.md`."""
+    docs/campaigns.md docs/own-agent.md`."""
     assert doc_outputs.masked(doc_outputs.run(quote)) == doc_outputs.masked(quote.output)
 
 
