@@ -94,17 +94,22 @@ class Exploration:
 
 @dataclass(frozen=True)
 class Node:
-    """A run reached: its program and what the bound counts of it."""
+    """A run reached: its program, and what the bound counts of it that the program alone
+    does not say (preemptions, the process that ran last)."""
 
     program: tuple[Step, ...]
     syscalls: int
     violation: Violation | None
-    deliveries: int = 0
-    faults: int = 0
-    jumps: int = 0
     preemptions: int = 0
     last: str = ""  # the process that made the last syscall
-    helpers: tuple[int, int] = (0, 0)  # syscalls of the reader, of the cleaner
+
+    def count(self, *rules: str) -> int:
+        """How many steps of the program are calls of `rules`."""
+        return sum(step.rule in rules for step in self.program)
+
+    @property
+    def faults(self) -> int:
+        return self.count(*FAULT_STEPS) + sum(_armed(step) for step in self.program)
 
 
 def explore(
@@ -203,8 +208,8 @@ def _expand_task(task: tuple[Node, Bound, bool]) -> tuple[list[tuple[Node, bytes
 
 
 def expand(node: Node, bound: Bound, reduce: bool) -> tuple[list[tuple[Node, bytes]], bool]:
-    """The children of `node` within `bound`, each with the digest of its trace (a running
-    count without the reduction), and whether a crash had more states than were tried."""
+    """The children of `node` within `bound`, each with the digest of its trace (of its
+    program without the reduction), and whether a crash had more states than were tried."""
     machine = _MACHINE[0]
     parent = replay(machine, list(node.program)).machine
     capped = [False]
@@ -221,15 +226,8 @@ def expand(node: Node, bound: Bound, reduce: bool) -> tuple[list[tuple[Node, byt
             (*node.program, step),
             syscalls,
             run.violation,
-            node.deliveries + (step.rule == "r_start"),
-            node.faults + (step.rule in FAULT_STEPS) + _armed(step),
-            node.jumps + (step.rule == "r_clock"),
             node.preemptions + preempts,
             actor or node.last,
-            (
-                node.helpers[0] + (step.rule == "r_reader"),
-                node.helpers[1] + (step.rule == "r_cleaner"),
-            ),
         )
         key = _digest(run.machine.timeline) if reduce else _digest(child.program)
         children.append((child, key))
@@ -275,7 +273,7 @@ def _steps(
     table = m.table
     can_fault = node.faults < bound.faults
     live = m.deliveries()
-    if "r_start" in table and node.deliveries < bound.deliveries and m.can_start():
+    if "r_start" in table and node.count("r_start") < bound.deliveries and m.can_start():
         yield from _starts(m, bound, reduce)
     aimed = table["r_run"].draws["fault"]  # the (fault, kind) aims the search draws from
     aims = [aim for aim in aimed.options if aim is not None] if isinstance(aimed, Choice) else []
@@ -286,11 +284,11 @@ def _steps(
             for fault, aimed_at in aims:
                 if aimed_at == kind and fault.hits(actor.request):
                     yield _step("r_run", which=which, count=1, fault=(fault, kind), cut=0)
-    if node.helpers[0] < bound.reader:
+    if node.count("r_reader") < bound.reader:
         yield _step("r_reader", count=1)
-    if node.helpers[1] < bound.cleaner and table["r_cleaner"].allows(m):
+    if node.count("r_cleaner") < bound.cleaner and table["r_cleaner"].allows(m):
         yield _step("r_cleaner", count=1)
-    if node.jumps < bound.jumps and table["r_clock"].allows(m):
+    if node.count("r_clock") < bound.jumps and table["r_clock"].allows(m):
         for jump in CLOCK_JUMPS:
             yield _step("r_clock", jump=jump)
     if not can_fault:

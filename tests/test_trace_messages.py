@@ -77,6 +77,15 @@ def test_a_change_is_said_with_where_it_starts_and_what_it_is(
     assert (found is None) if change is None else (found is not None and change in found), found
 
 
+def test_a_nul_that_cut_the_line_is_all_that_changed() -> None:
+    cut = MESSAGE.replace(b"\x00 rest", b"")
+    assert describe_change(MESSAGE, cut) == "a NUL byte cut the line at byte 40"
+    worse = cut.replace(b"From me", b"From you")
+    assert describe_change(MESSAGE, worse) == (
+        "a NUL byte cut the line at byte 40; more differs after it"
+    )
+
+
 def test_a_leading_from_line_is_the_envelope_not_the_message() -> None:
     message = dict(MESSAGES)["from-lines"]
     assert describe_change(message, message.split(b"\n", 1)[1]) is None

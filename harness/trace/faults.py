@@ -23,6 +23,7 @@ from maildircheck.harness.trace.reader import parse
 from maildircheck.harness.trace.runner import TracedRun, run_traced
 from maildircheck.harness.trace.translator import Step, translate
 from maildircheck.harness.trace.verdicts import TraceReport, check_run
+from maildircheck.harness.vocabulary import VIOLATED
 from maildircheck.model.syscalls import (
     Close,
     Fdatasync,
@@ -65,11 +66,14 @@ class FaultRow:
             return "fault missed: it hit no Maildir call of that kind"
         run = self.report.run
         left = sorted(p for p, d in run.after.items() if p.startswith("tmp/") and d is not None)
-        verdicts = self.report.verdicts()
-        bad = sorted({r.violation.prop for r in self.report.results if r.violation is not None})
-        said = "holds" if self.report.holds else self.report.verdict
-        if bad and self.report.violated:
-            said = f"violated {', '.join(bad)} ({verdicts.count('violated')} profiles)"
+        said = self.report.verdict
+        broken = [
+            r.violation.prop
+            for r, verdict in zip(self.report.results, self.report.verdicts(), strict=True)
+            if verdict == VIOLATED and r.violation is not None
+        ]
+        if broken:
+            said = f"violated {', '.join(sorted(set(broken)))} ({len(broken)} profiles)"
         return f"exit {run.status}; {len(left)} file(s) left in tmp/; {said}"
 
 

@@ -337,7 +337,7 @@ def render(report: TraceReport) -> list[str]:
     run = report.run
     lines = [
         f"traced: {shlex.join(run.command)}",
-        f"verdict: {report.verdict.upper() if report.verdict == 'violated' else report.verdict}",
+        f"verdict: {report.verdict.upper() if report.verdict == VIOLATED else report.verdict}",
         exit_line(run.status, run.signal_name, report.outcome),
         f"{sum(1 for e in report.events if isinstance(e, Step))} calls touched the Maildir",
         "what it does:",
