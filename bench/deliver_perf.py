@@ -14,8 +14,8 @@ JSON document:
   - floors: `fsync`: open(O_CREAT|O_EXCL), write, fsync, close, link into new/, fsync new/,
     unlink, in this process with os calls (what a correct agent cannot avoid); `fork_exec`:
     /bin/true run the way the agents are;
-  - startup: wall time of the bare interpreter (`python -c pass`: the interpreter the
-    console script's #! line names; site runs, so the venv's .pth files - the editable
+  - startup: wall time of the bare interpreter (`python -c pass`: the interpreter
+    the launcher runs; site runs, so the venv's .pth files - the editable
     install's finder among them - are processed), of maildir-deliver given empty input
     (EMPTY below) and of references, N_startup runs each;
     all of the above share one round-robin, the order rotated every round, so load on the
@@ -30,7 +30,7 @@ Usage: python bench/deliver_perf.py [--messages 200] [--size 4096] [--startup-ru
            [--agents maildir-deliver,safecat,...] [--dir /var/tmp] [--json-only]
            [--no-strace] [--keep]
 Without --json-only a summary table also goes to standard error. Run it with the venv's
-interpreter (the console script is looked up next to it).
+interpreter (the launcher is looked up next to it).
 """
 
 from __future__ import annotations
@@ -101,13 +101,13 @@ EMPTY = "maildir-deliver MAILDIR < empty input"
 TRACED = "fsync,fdatasync,syncfs,sync_file_range,link,linkat,rename,renameat,renameat2"
 
 
-# name -> (invocation, note); PY is the interpreter the console script's #! line names,
+# name -> (invocation, note); PY is the interpreter the launcher runs,
 # WORK the bench's temp dir. Each agent's own command line is built by `command`.
 AGENTS = {
-    "maildir-deliver": ("VENV/bin/maildir-deliver MAILDIR", "the console script an MTA runs"),
+    "maildir-deliver": ("VENV/bin/maildir-deliver MAILDIR", "the launcher an MTA runs (sh, then python3 -P)"),
     "maildir-deliver-direct": (
         f"PY -c '{DIRECT_ENTRY}' MAILDIR",
-        "the same entry point without the console script's wrapper",
+        "the same entry point without the launcher",
     ),
     "safecat": ("safecat MAILDIR/tmp MAILDIR/new", "safecat(1): tempdir destdir"),
     "deliverquota": ("deliverquota MAILDIR", "from the maildrop package"),
@@ -129,16 +129,15 @@ AGENTS = {
 
 
 def venv_programs() -> tuple[Path, Path]:
-    """The console script and the interpreter its #! line names."""
+    """The launcher and the interpreter it runs (the python3 beside it, as it looks)."""
     script = Path(sys.executable).with_name("maildir-deliver")
     if not script.exists():
         found = shutil.which("maildir-deliver")
         script = Path(found) if found else script
     python = Path(sys.executable)
-    if script.exists():
-        first = script.read_bytes().split(b"\n", 1)[0]
-        if first.startswith(b"#!"):
-            python = Path(first[2:].decode().strip().split()[0])
+    beside = script.resolve().with_name("python3")
+    if script.exists() and beside.exists():
+        python = beside
     return script, python
 
 
@@ -497,7 +496,7 @@ def targets(measured: dict[str, Any]) -> dict[str, Any]:
     """The two targets of issue 5, from medians measured in the same round-robin."""
     startup, delivered = measured["startup"], measured["agents"]
     if EMPTY not in startup:
-        return {"startup": "not measured: no maildir-deliver console script"}
+        return {"startup": "not measured: no maildir-deliver launcher"}
     bare = startup["python -c pass"]["median_ms"]
     cli = startup[EMPTY]["median_ms"]
     result: dict[str, Any] = {

@@ -16,7 +16,7 @@ import argparse
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
 from typing import Any, BinaryIO, Literal, NoReturn
 
@@ -435,11 +435,13 @@ MTA's SIGTERM, an operator's SIGINT, a hang-up, a reader gone from a pipe, and t
 size limit (RLIMIT_FSIZE) - each would otherwise end the process with its file in tmp/."""
 
 
-def deliver_stdin(request: DeliveryRequest, stdin: BinaryIO | None) -> Outcome:
+def deliver_stdin(
+    request: DeliveryRequest, stdin: BinaryIO | None, missing_why: str = "closed"
+) -> Outcome:
     """Run `deliver` on the OS; the STOPPING signals and the alarm stop it with
     `Interrupted`. No standard input (fd 0 closed) is a temporary failure."""
     if stdin is None:
-        return TemporaryFailure("standard input is closed: no message to read")
+        return TemporaryFailure(f"standard input is {missing_why}: no message to read")
     stop = StopFlag()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -466,6 +468,12 @@ def deliver_stdin(request: DeliveryRequest, stdin: BinaryIO | None) -> Outcome:
             signal.signal(signum, handler)
 
 
+def _why_no_stdin(environ: Mapping[str, str]) -> str:
+    """Why fd 0 is closed: the launcher (impl/launcher/maildir-deliver) closes a directory
+    stdin, which CPython would refuse to start with, and says so in the environment."""
+    return "a directory" if environ.get("MAILDIR_DELIVER_STDIN") == "directory" else "closed"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (the console script exits with it)."""
     args_list = sys.argv[1:] if argv is None else list(argv)
@@ -478,7 +486,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         request = request_from(args, dict(os.environ))
         if isinstance(request, DeliveryRequest):
-            outcome = deliver_stdin(request, sys.stdin.buffer if sys.stdin else None)
+            stdin = sys.stdin.buffer if sys.stdin else None
+            outcome = deliver_stdin(request, stdin, _why_no_stdin(os.environ))
         else:
             outcome = request
     except Exception as err:  # a bug, not a verdict on the mail: let the MTA retry

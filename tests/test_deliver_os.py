@@ -1139,6 +1139,49 @@ def test_a_closed_standard_input_is_a_defined_temporary_failure(maildir: Path) -
     assert entries(maildir, "tmp") == entries(maildir, "new") == []
 
 
+LAUNCHER = Path(sys.executable).with_name("maildir-deliver")
+
+
+@pytest.mark.parametrize("convention, code", [("qmail", 111), ("sysexits", 75)])
+def test_a_directory_as_standard_input_is_a_defined_temporary_failure(
+    maildir: Path, tmp_path: Path, convention: str, code: int
+) -> None:
+    """D7. Before: CPython itself stopped ("Fatal Python error: <stdin> is a directory"),
+    exit 1, which Postfix takes for a bounce. The installed launcher looks first."""
+    directory = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        done = subprocess.run(
+            [str(LAUNCHER), "--exit-codes", convention, str(maildir)],
+            stdin=directory,
+            capture_output=True,
+        )
+    finally:
+        os.close(directory)
+    assert done.returncode == code, done.stderr
+    assert done.stderr == (
+        b"maildir-deliver: temporary failure: standard input is a directory: no message to read\n"
+    )
+    assert entries(maildir, "tmp") == entries(maildir, "new") == []
+
+
+def test_the_launcher_never_runs_code_from_the_working_directory(
+    maildir: Path, tmp_path: Path
+) -> None:
+    """An MTA runs the agent in the recipient's home; a `maildircheck` folder there must
+    not join the import namespace (the launcher runs Python with -P)."""
+    planted = tmp_path / "home"
+    (planted / "maildircheck" / "impl").mkdir(parents=True)
+    (planted / "maildircheck" / "impl" / "cli.py").write_text("raise SystemExit(42)\n")
+    done = subprocess.run(
+        [str(LAUNCHER), str(maildir)],
+        input=b"Subject: s\n\nbody\n",
+        cwd=planted,
+        capture_output=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(entries(maildir, "new")) == 1
+
+
 def test_max_size_refuses_a_larger_message_for_good_and_stops_reading(maildir: Path) -> None:
     """D9: past --max-size the agent stops reading and bounces (RFC 3463 5.3.4) with
     nothing left behind; an endless input no longer fills the disk."""
@@ -1155,8 +1198,7 @@ def test_max_size_refuses_a_larger_message_for_good_and_stops_reading(maildir: P
         endless.wait()
     assert done.returncode == 65, done.stderr
     assert done.stderr == (
-        b"maildir-deliver: permanent failure: message larger than 100000 bytes "
-        b"(RFC 3463 5.3.4)\n"
+        b"maildir-deliver: permanent failure: message larger than 100000 bytes (RFC 3463 5.3.4)\n"
     )
     assert entries(maildir, "tmp") == entries(maildir, "new") == []
     fits = subprocess.run(
