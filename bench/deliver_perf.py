@@ -104,7 +104,10 @@ TRACED = "fsync,fdatasync,syncfs,sync_file_range,link,linkat,rename,renameat,ren
 # name -> (invocation, note); PY is the interpreter the launcher runs,
 # WORK the bench's temp dir. Each agent's own command line is built by `command`.
 AGENTS = {
-    "maildir-deliver": ("VENV/bin/maildir-deliver MAILDIR", "the launcher an MTA runs (sh, then python3 -P)"),
+    "maildir-deliver": (
+        "VENV/bin/maildir-deliver MAILDIR",
+        "the launcher an MTA runs (sh, then python3 -P)",
+    ),
     "maildir-deliver-direct": (
         f"PY -c '{DIRECT_ENTRY}' MAILDIR",
         "the same entry point without the launcher",
