@@ -124,6 +124,19 @@ def test_quoted_output_is_what_its_command_prints(quote: doc_outputs.Quote) -> N
     assert doc_outputs.masked(doc_outputs.run(quote)) == doc_outputs.masked(quote.output)
 
 
+@pytest.mark.parametrize(
+    "quote", [q for doc in QUOTING_DOCS for q in doc_outputs.quotes(doc)], ids=lambda q: q.label
+)
+def test_quoted_output_names_the_commit_that_printed_it(quote: doc_outputs.Quote) -> None:
+    """The mark says `made at COMMIT`, a commit of this checkout's history (so a reader can
+    check out the code that printed it). Where history cannot tell (no git checkout, a
+    shallow clone without it) only the stamp's presence is checked."""
+    assert quote.made_at, f"{quote.label}: the output mark names no commit; regenerate it"
+    if (ROOT / ".git").exists():
+        known = doc_outputs.in_history(quote.made_at)
+        assert known is not False, f"{quote.label}: {quote.made_at} is not in HEAD's history"
+
+
 def test_counterexamples_doc_quotes_every_example() -> None:
     assert len(doc_outputs.quotes(DOCS / "counterexamples.md")) == 6
     assert len(doc_outputs.quotes(DOCS / "nfs.md")) == 3  # pid-only-name, async, stale-nlink
