@@ -321,7 +321,7 @@ def link_into_new(request: DeliveryRequest, tmp: str, name: str) -> SyscallGen[s
     raise OSError(errno.EEXIST, "no free name in new/")
 
 
-def _discard(path: str) -> SyscallGen[None]:
+def discard(path: str) -> SyscallGen[None]:
     """Remove `path`, tolerating errors (and finishing through an interruption)."""
     try:
         yield from finishing(Unlink(path))
@@ -329,7 +329,7 @@ def _discard(path: str) -> SyscallGen[None]:
         pass
 
 
-def _abandon(fd: int, tmp: str) -> SyscallGen[None]:
+def abandon(fd: int, tmp: str) -> SyscallGen[None]:
     """A13: close what is open and remove the temporary file; errors here change nothing."""
     if fd >= 0:
         try:
@@ -337,7 +337,7 @@ def _abandon(fd: int, tmp: str) -> SyscallGen[None]:
         except OSError:
             pass
     if tmp:
-        yield from _discard(tmp)
+        yield from discard(tmp)
 
 
 NameStep = Callable[[int], SyscallGen[str]]
@@ -371,13 +371,13 @@ def fsync_new(root: str, final: str) -> SyscallGen[None]:
     try:
         yield from finishing(FsyncDir(f"{root}/new"))
     except OSError:
-        yield from _discard(f"{root}/new/{final}")
+        yield from discard(f"{root}/new/{final}")
         raise
 
 
 def give_up(stage: str, err: OSError | Interrupted, fd: int, tmp: str) -> SyscallGen[Outcome]:
     """A13, correct: close the file, remove tmp/NAME, report a temporary failure."""
-    yield from _abandon(fd, tmp)
+    yield from abandon(fd, tmp)
     why = describe(err) if isinstance(err, OSError) else str(err)
     return TemporaryFailure(f"{stage}: {why}")
 
@@ -438,7 +438,7 @@ def run(request: DeliveryRequest, steps: Steps) -> SyscallGen[Outcome]:
         stage = "write"
         head = yield from read_head(request)  # A4, D1
         if request.refuse_empty and not head.data:  # D6
-            yield from _abandon(fd, tmp)
+            yield from abandon(fd, tmp)
             return PermanentFailure("empty message", "data")
         headers = envelope_headers(request, head.sender)  # D2
         if headers:
@@ -446,7 +446,7 @@ def run(request: DeliveryRequest, steps: Steps) -> SyscallGen[Outcome]:
         try:
             size = len(headers) + (yield from steps.copy(fd, head.data, request.max_size))  # A4
         except TooLarge as err:  # D9: refused for good, nothing left behind
-            yield from _abandon(fd, tmp)
+            yield from abandon(fd, tmp)
             return PermanentFailure(f"{err} (RFC 3463 5.3.4)", "data")
         stage = "fsync"
         if steps.sync is not None:
@@ -468,7 +468,7 @@ def run(request: DeliveryRequest, steps: Steps) -> SyscallGen[Outcome]:
     except (OSError, Interrupted) as err:
         return (yield from steps.fail(stage, err, fd, tmp))  # A13
     if tmp:
-        yield from _discard(tmp)  # A11
+        yield from discard(tmp)  # A11
     return Delivered(final)  # A12
 
 

@@ -5,13 +5,15 @@ logic. The model's driver is `maildircheck.model.kernel` (one request at a time,
 checker can interleave processes).
 
 This module owns the OS driver: `perform_on_os` (one request -> one reply, or the `OSError`
-the OS raised), `run_on_os` (the send loop) and `StopFlag` (how a signal handler, which
+the OS raised), `run_on_os` (the send loop), `run_batch_on_os` (the same for a batch of
+impl/batch.py, whose `Answer`s go to a callback) and `StopFlag` (how a signal handler, which
 lives in the CLI, asks the running algorithm to stop: the next reply is `Interrupted`).
 """
 
 from __future__ import annotations
 
 import errno
+import io
 import os
 import stat
 import time
@@ -20,6 +22,7 @@ from collections.abc import Callable
 from typing import Any, BinaryIO, TypeVar, cast
 
 from maildircheck.model.syscalls import (
+    Answer,
     ClockReading,
     Close,
     Fdatasync,
@@ -265,6 +268,30 @@ def run_on_os(gen: SyscallGen[T], stdin: BinaryIO, stop: StopFlag | None = None)
                     reply = err
                 except Interrupted as err:
                     interrupted = True
+                    reply = err
+            request = gen.send(reply)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+
+
+_NO_INPUT: BinaryIO = io.BytesIO()  # a batch's requests never read standard input
+
+
+def run_batch_on_os(gen: SyscallGen[T], on_answer: Callable[[int, object], None]) -> T:
+    """Drive a batch (impl/batch.py) on the real OS: each `Answer` is handed to
+    `on_answer(token, outcome)` the moment the algorithm makes it; every other request is
+    performed as `run_on_os` performs it. A batch reads no standard input."""
+    try:
+        request = next(gen)
+        while True:
+            reply: object = None
+            if isinstance(request, Answer):
+                on_answer(request.token, request.outcome)
+            else:
+                try:
+                    reply = _perform(request, _NO_INPUT, None)
+                except OSError as err:
                     reply = err
             request = gen.send(reply)
     except StopIteration as done:

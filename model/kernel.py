@@ -33,6 +33,7 @@ from maildircheck.model.faults import Fault, short_count
 from maildircheck.model.fs import DataOp, FileSystem, oserror
 from maildircheck.model.persistence import FailedFsync, Profile
 from maildircheck.model.syscalls import (
+    Answer,
     ClockReading,
     Close,
     Fdatasync,
@@ -321,6 +322,9 @@ class Kernel:
     def _random(self, proc: Process, req: GetRandom) -> int:
         return self._entropy % (1 << req.bits)
 
+    def _answer(self, proc: Process, req: Answer) -> None:
+        """A reply to the client: nothing on disk changes (the checker watches it)."""
+
     def _sleep(self, proc: Process, req: Sleep) -> None:
         self.clock_us += int(req.seconds * 1_000_000)
 
@@ -368,4 +372,5 @@ _HANDLERS: dict[type[Any], str] = {  # request type -> the Kernel method answeri
     GetRandom: "_random",
     Sleep: "_sleep",
     ReadInput: "_stdin",
+    Answer: "_answer",
 }

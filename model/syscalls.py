@@ -287,6 +287,19 @@ class ReadInput(Syscall[bytes]):
         return f"read(stdin, {self.size})"
 
 
+class Answer(Syscall[None]):
+    """Tell the client how one delivery of a batch ended: an LMTP server's reply line for
+    one recipient (impl/batch.py). `token` is the driver's name for that recipient and
+    `outcome` a `model.outcome` Outcome. No file changes; the checker judges the outcome
+    at this moment, as it judges a delivery agent's exit (P2, P4)."""
+
+    token: int
+    outcome: object
+
+    def __str__(self) -> str:
+        return f"answer(#{self.token}, {self.outcome})"
+
+
 Reply = object  # a reply value, or an exception (an OSError, or `Interrupted`) to raise inside
 
 

@@ -1,7 +1,7 @@
 """specs/requirements.md against the code and the tests.
 
 Owns: the spec defines every requirement ID the code cites (in model/, impl/ and harness/,
-ranges such as "X4-X6" included); every P, S, F, X, E, L, R and D requirement is cited by
+ranges such as "X4-X6" included); every P, S, F, X, E, L, R, D, T, G and M requirement is cited by
 at least one test file (so a requirement without a test fails here, naming the missing IDs);
 every test named in a "Checked by" entry exists; every specs/ or docs/ file the code
 names exists.
@@ -34,11 +34,12 @@ FAMILIES = {
     "D": 9,
     "T": 8,
     "G": 5,
+    "M": 8,
 }
-MUST_BE_TESTED = "PSFXELRDTG"
+MUST_BE_TESTED = "PSFXELRDTGM"
 
-_ONE = re.compile(r"\b([PSFXELNARDTG])(\d{1,2})\b")
-_RANGE = re.compile(r"\b([PSFXELNARDTG])(\d{1,2})\s*-\s*\1?(\d{1,2})\b")
+_ONE = re.compile(r"\b([PSFXELNARDTGM])(\d{1,2})\b")
+_RANGE = re.compile(r"\b([PSFXELNARDTGM])(\d{1,2})\s*-\s*\1?(\d{1,2})\b")
 _PROCESS_LABEL = re.compile(r"([\"'])D\d{1,2}\1")
 _HEADING = re.compile(r"^### ([A-Z]\d{1,2}) ", re.MULTILINE)
 _TEST_REF = re.compile(r"`(tests/[\w/]+\.py)::(\w+)`")

@@ -1,0 +1,1 @@
+"""LMTP (RFC 2033): the session protocol as a sans-IO state machine (`protocol`)."""
