@@ -26,6 +26,7 @@ one flaw changes.
 from __future__ import annotations
 
 import errno
+import os
 from collections.abc import Callable
 
 from maildircheck.impl.deliver import (
@@ -56,6 +57,8 @@ from maildircheck.model.syscalls import (
     Close,
     Fsync,
     FsyncDir,
+    Lstat,
+    Mkdir,
     Open,
     SyscallGen,
     call,
@@ -97,6 +100,27 @@ def fail(item: Written, stage: str, err: OSError) -> SyscallGen[None]:
     yield from answer(item.job, TemporaryFailure(f"{stage}: {describe(err)}"))
 
 
+def make_parents(maildir: str) -> SyscallGen[None]:
+    """M1: with --create, the missing directories above the maildir (a server's template
+    such as /srv/mail/%d/%n/Maildir names a new domain and user at once), mode 0700."""
+    missing, path = [], os.path.dirname(maildir.rstrip("/"))
+    while path not in ("/", ""):
+        try:
+            yield from call(Lstat(path))
+            break
+        except OSError as err:
+            if err.errno != errno.ENOENT:
+                return  # check_maildir says what is wrong
+            missing.append(path)
+            path = os.path.dirname(path)
+    for path in reversed(missing):
+        try:
+            yield from call(Mkdir(path, 0o700))
+        except OSError as err:
+            if err.errno != errno.EEXIST:
+                return
+
+
 def open_one(job: Job) -> SyscallGen[Written | Outcome]:
     """M1 for one job: the open file in tmp/ with the message written, or the outcome of a
     job that cannot go on (already cleaned up)."""
@@ -107,6 +131,8 @@ def open_one(job: Job) -> SyscallGen[Written | Outcome]:
     if request.refuse_empty and not job.data:  # D6
         return PermanentFailure("empty message", "data")
     try:
+        if request.create_dirs:
+            yield from make_parents(request.maildir)
         prepared = yield from prepare_folder(request)  # D4
         if not isinstance(prepared, DeliveryRequest):
             return prepared

@@ -197,6 +197,9 @@ DESCRIPTION
     SENDER. Everything else is kept byte for byte: CRLF, NUL and 8-bit bytes,
     a missing final newline. The name in new/ ends with ",S=<size>", the size
     of the file as written (Maildir++ quota; Dovecot and Courier read it).
+
+    With --lmtp SOCKET it is an LMTP server instead, delivering for many
+    recipients with group commit; "maildir-deliver --lmtp --help" is its manual.
 """
 
 _AFTER_OPTIONS = """\
@@ -477,6 +480,10 @@ def _why_no_stdin(environ: Mapping[str, str]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (the console script exits with it)."""
     args_list = sys.argv[1:] if argv is None else list(argv)
+    if "--lmtp" in args_list:  # the server mode: its own options and manual
+        from maildircheck.impl.lmtp.cli import main as serve
+
+        return serve(args_list)
     try:
         args = parse_plain(args_list) or parse_args(args_list)
     except SystemExit as done:  # --help (0) or a usage error (the convention's code)

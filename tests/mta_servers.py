@@ -300,11 +300,19 @@ class Postfix:
     port: int
     programs: dict[str, str]
     started: bool = False
+    agent: str = "local"  # the delivery agent whose log lines say a message's status
 
     @classmethod
     def configure(
-        cls, root: Path, shared: Path, mailbox_command: Sequence[str], programs: dict[str, str]
+        cls,
+        root: Path,
+        shared: Path,
+        mailbox_command: Sequence[str],
+        programs: dict[str, str],
+        lmtp_socket: Path | None = None,
     ) -> Postfix:
+        """With `lmtp_socket`, local(8) hands every mailbox delivery to Postfix's lmtp(8)
+        client on that socket (mailbox_transport) instead of running the command."""
         config_dir, queue_dir, data_dir = root / "etc", root / "queue", shared / "postfix-data"
         for path in (config_dir, queue_dir, data_dir):
             path.mkdir(parents=True)
@@ -339,9 +347,16 @@ class Postfix:
             "recipient_delimiter": "",
             "mailbox_command": shlex.join(mailbox_command),
         }
+        if lmtp_socket is not None:
+            del settings["mailbox_command"]
+            settings["mailbox_transport"] = f"lmtp:unix:{lmtp_socket}"
+            # lmtp(8) breaks lines over 998 bytes with CRLF SPACE by default (so would it
+            # for Dovecot's server): off, so that what was sent is what arrives.
+            settings["lmtp_line_length_limit"] = "0"
         main_cf = "".join(f"{key} = {value}\n" for key, value in settings.items())
         (config_dir / "main.cf").write_text(main_cf, encoding="utf-8")
-        return cls(config_dir, queue_dir, root / "maillog", port, programs)
+        agent = "local" if lmtp_socket is None else "lmtp"
+        return cls(config_dir, queue_dir, root / "maillog", port, programs, agent=agent)
 
     def _postfix(self, *args: str) -> subprocess.CompletedProcess[str]:
         return run_root([self.programs["postfix"], "-c", str(self.config_dir), *args])
@@ -410,9 +425,11 @@ class Postfix:
         return ids
 
     def attempts(self, queue_id: str) -> list[tuple[str, str]]:
-        """Each local(8) delivery attempt logged for `queue_id`: its status and log line."""
+        """Each delivery attempt (by local(8), or lmtp(8) behind it) logged for `queue_id`:
+        its status and log line."""
         pattern = re.compile(
-            rf"postfix/local\[\d+\]: {queue_id}: to=<{re.escape(RECIPIENT)}>, .* status=(\w+) "
+            rf"postfix/{self.agent}\[\d+\]: {queue_id}: to=<{re.escape(RECIPIENT)}>, .* "
+            r"status=(\w+) "
         )
         found = (pattern.search(line) for line in self.log().splitlines())
         return [(got.group(1), got.string) for got in found if got]
@@ -549,13 +566,69 @@ class MailSystem:
     deliver_how: str  # which way of running maildir-deliver was taken, and why
     postfix: Postfix
     dovecot: Dovecot | None
+    lmtp: LmtpServer | None = None
+
+
+@dataclass
+class LmtpServer:
+    """`maildir-deliver --lmtp`, run as the recipient account, on a UNIX socket that
+    Postfix's lmtp(8) client (the postfix user) can reach."""
+
+    command: list[str]
+    socket: Path
+    log_path: Path
+    account: Account
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                self.command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                user=self.account.uid,
+                group=self.account.gid,
+                extra_groups=[],
+                cwd="/",
+                env={"PATH": USER_PATH},
+                start_new_session=True,
+            )
+        if not wait_until(lambda: self.socket.exists() or self.process.poll() is not None, 15):
+            pytest.fail(f"maildir-deliver --lmtp made no socket in 15 s:\n{self.log()}")
+        if self.process.poll() is not None:
+            pytest.fail(f"maildir-deliver --lmtp exited {self.process.returncode}:\n{self.log()}")
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return "(no maildir-deliver --lmtp log)"
+
+    def stop(self) -> list[str]:
+        """SIGTERM (it finishes the batches in flight and exits 0); SIGKILL after
+        STOP_SECONDS, which is a problem to report."""
+        process, self.process = self.process, None
+        if process is None:
+            return []
+        process.terminate()
+        try:
+            code = process.wait(STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            return [f"maildir-deliver --lmtp ignored SIGTERM for {STOP_SECONDS:.0f} s"]
+        return [] if code == 0 else [f"maildir-deliver --lmtp exited {code}:\n{self.log()}"]
 
 
 @contextlib.contextmanager
-def mail_system(tmp_path: Path, imap: bool) -> Iterator[MailSystem]:
+def mail_system(tmp_path: Path, imap: bool, lmtp: bool = False) -> Iterator[MailSystem]:
     """Postfix (and, with `imap`, Dovecot) running for one test; everything started is
     stopped and the shared directory removed on the way out, whatever happened. A stop that
-    needed SIGKILL or a failed command fails the test after the clean-up."""
+    needed SIGKILL or a failed command fails the test after the clean-up. With `lmtp`,
+    Postfix delivers through `maildir-deliver --lmtp` (started as the recipient) instead of
+    running it per message: the Maildir is then home/<account>/Maildir, from the server's
+    template home/%n/Maildir."""
     needed = ["postfix", "postconf", "postsuper", "postqueue"] + (["dovecot"] if imap else [])
     programs = require_root_and(*needed)
     account = recipient_account()
@@ -570,14 +643,30 @@ def mail_system(tmp_path: Path, imap: bool) -> Iterator[MailSystem]:
         deliver, how = delivery_command(account, shared)
         maildir = home / "Maildir"
         command = [*deliver, "--exit-codes", "sysexits", "--create", str(maildir)]
-        postfix = Postfix.configure(tmp_path / "postfix", shared, command, programs)
+        server = None
+        if lmtp:
+            maildir = home / account.name / "Maildir"
+            sockets = shared / "lmtp"
+            sockets.mkdir()
+            os.chown(sockets, account.uid, account.gid)
+            sockets.chmod(0o755)
+            command = [
+                *deliver, "--lmtp", str(sockets / "sock"), "--maildir", f"{home}/%n/Maildir",
+                "--create", "--socket-mode", "666",
+            ]  # fmt: skip
+            server = LmtpServer(command, sockets / "sock", tmp_path / "lmtp.log", account)
+        postfix = Postfix.configure(
+            tmp_path / "postfix", shared, command, programs, server.socket if server else None
+        )
         dovecot = None
         if imap:
             dovecot = Dovecot.configure(
                 tmp_path / "dovecot", shared, account, home, maildir, programs["dovecot"]
             )
-        system = MailSystem(account, maildir, command, how, postfix, dovecot)
+        system = MailSystem(account, maildir, command, how, postfix, dovecot, server)
         try:
+            if server is not None:
+                server.start()
             postfix.start()
             if dovecot is not None:
                 dovecot.start()
@@ -586,6 +675,8 @@ def mail_system(tmp_path: Path, imap: bool) -> Iterator[MailSystem]:
             if dovecot is not None:
                 problems += dovecot.stop()
             problems += postfix.stop()
+            if server is not None:
+                problems += server.stop()
     finally:
         shutil.rmtree(shared, ignore_errors=True)
     if problems:
