@@ -582,7 +582,7 @@ class LmtpServer:
 
     def start(self) -> None:
         with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
+            process = self.process = subprocess.Popen(
                 self.command,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -594,10 +594,10 @@ class LmtpServer:
                 env={"PATH": USER_PATH},
                 start_new_session=True,
             )
-        if not wait_until(lambda: self.socket.exists() or self.process.poll() is not None, 15):
+        if not wait_until(lambda: self.socket.exists() or process.poll() is not None, 15):
             pytest.fail(f"maildir-deliver --lmtp made no socket in 15 s:\n{self.log()}")
-        if self.process.poll() is not None:
-            pytest.fail(f"maildir-deliver --lmtp exited {self.process.returncode}:\n{self.log()}")
+        if process.poll() is not None:
+            pytest.fail(f"maildir-deliver --lmtp exited {process.returncode}:\n{self.log()}")
 
     def log(self) -> str:
         try:

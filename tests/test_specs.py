@@ -34,7 +34,7 @@ FAMILIES = {
     "D": 9,
     "T": 8,
     "G": 5,
-    "M": 8,
+    "M": 10,
 }
 MUST_BE_TESTED = "PSFXELRDTGM"
 
