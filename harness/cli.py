@@ -53,7 +53,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from maildircheck.harness import explore_cli
+from maildircheck.harness import batch_cli, explore_cli
 from maildircheck.harness.check import Check, CheckError
 from maildircheck.harness.machine import NotASyscall
 from maildircheck.harness.realfs import cli as realfs_cli
@@ -196,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     _progress_flag(check)
 
     _progress_flag(explore_cli.add_parser(commands, _int))
+    batch_cli.add_parser(commands, _int)
 
     listing = commands.add_parser(
         "list",
@@ -244,19 +245,32 @@ def build_parser() -> argparse.ArgumentParser:
         "model's profiles allow (G4). Exit 0 when every profile is sound, 1 when one is not.",
         allow_abbrev=False,
     )
-    fidelity.add_argument("--fs", type=_names, default=None,
-                          help="real file systems, comma-separated (default: all)")
-    fidelity.add_argument("--workload", type=_names, default=None,
-                          help="litmus workloads, comma-separated (default: all)")
-    fidelity.add_argument("--profiles", type=_names, default=["claimed", "posix"],
-                          help="profiles to compare with; 'claimed' is the one each file "
-                          "system's table entry names (default: claimed,posix)")
-    fidelity.add_argument("--fsync-failure", action="store_true",
-                          help="measure instead what a failed fsync leaves (EIO and ENOSPC "
-                          "from the disk, F9) and compare it with each claimed profile")
+    fidelity.add_argument(
+        "--fs", type=_names, default=None, help="real file systems, comma-separated (default: all)"
+    )
+    fidelity.add_argument(
+        "--workload",
+        type=_names,
+        default=None,
+        help="litmus workloads, comma-separated (default: all)",
+    )
+    fidelity.add_argument(
+        "--profiles",
+        type=_names,
+        default=["claimed", "posix"],
+        help="profiles to compare with; 'claimed' is the one each file "
+        "system's table entry names (default: claimed,posix)",
+    )
+    fidelity.add_argument(
+        "--fsync-failure",
+        action="store_true",
+        help="measure instead what a failed fsync leaves (EIO and ENOSPC "
+        "from the disk, F9) and compare it with each claimed profile",
+    )
     fidelity.add_argument("--format", choices=("text", "md", "json"), default="text")
-    fidelity.add_argument("--json", dest="format", action="store_const", const="json",
-                          help="same as --format json")
+    fidelity.add_argument(
+        "--json", dest="format", action="store_const", const="json", help="same as --format json"
+    )
 
     commands.add_parser(
         "demo",
@@ -386,6 +400,15 @@ def cmd_explore(args: argparse.Namespace) -> int:
     return explore_cli.exit_code(found)
 
 
+def cmd_batch(args: argparse.Namespace) -> int:
+    found = batch_cli.run(args)
+    if args.json:
+        print(json.dumps(batch_cli.as_json(found), indent=2))
+    else:
+        print(batch_cli.report(found))
+    return batch_cli.exit_code(found)
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     data = catalogue()
     if args.json:
@@ -495,8 +518,10 @@ def cmd_fidelity(args: argparse.Namespace) -> int:
         workloads = [workload(n).name for n in args.workload or WORKLOADS]
         for name in args.profiles:
             if name != "claimed" and name not in {e.name for e in LOCAL_ENVS}:
-                raise ValueError(f"not a local profile: {name!r} (known: claimed, "
-                                 f"{', '.join(e.name for e in LOCAL_ENVS)})")
+                raise ValueError(
+                    f"not a local profile: {name!r} (known: claimed, "
+                    f"{', '.join(e.name for e in LOCAL_ENVS)})"
+                )
     except ValueError as err:
         raise UsageError(str(err)) from None
     for fs in systems:
@@ -509,8 +534,10 @@ def cmd_fidelity(args: argparse.Namespace) -> int:
         return _fsync_failure([f.name for f in systems], args.format)
 
     def heard(m: Measured) -> None:
-        sys.stderr.write(f"measured {m.fs.name} x {m.workload.name}: {m.states} crash states "
-                         f"in {m.seconds:.1f} s\n")
+        sys.stderr.write(
+            f"measured {m.fs.name} x {m.workload.name}: {m.states} crash states "
+            f"in {m.seconds:.1f} s\n"
+        )
 
     try:
         report = fidelity.check([f.name for f in systems], workloads, args.profiles, heard)
@@ -550,14 +577,18 @@ def _fsync_failure(systems: list[str], form: str) -> int:
     except RigError as err:
         _complain(str(err))
         return CHECK_ERROR
-    print(json.dumps(eio_report.as_json(rows), indent=2) if form == "json"
-          else eio_report.render(rows))
+    print(
+        json.dumps(eio_report.as_json(rows), indent=2)
+        if form == "json"
+        else eio_report.render(rows)
+    )
     return 1 if any(r.mismatches for r in rows) else 0
 
 
 COMMANDS = {
     "verify": cmd_verify,
     "explore": cmd_explore,
+    "batch": cmd_batch,
     "list": cmd_list,
     "matrix": cmd_matrix,
     "demo": cmd_demo,

@@ -121,7 +121,27 @@ def make_parents(maildir: str) -> SyscallGen[None]:
                 return
 
 
-def open_one(job: Job) -> SyscallGen[Written | Outcome]:
+def check_place(request: DeliveryRequest) -> SyscallGen[DeliveryRequest | Outcome]:
+    """M1: the request with its folder resolved (D4) once the maildir is usable (A1), or
+    the outcome of a job that cannot go there."""
+    try:
+        if request.create_dirs:
+            yield from make_parents(request.maildir)
+        prepared = yield from prepare_folder(request)  # D4
+        if not isinstance(prepared, DeliveryRequest):
+            return prepared
+        refused = yield from check_maildir(prepared)  # A1
+    except OSError as err:
+        return TemporaryFailure(f"check: {describe(err)}")
+    return prepared if refused is None else refused
+
+
+Places = dict[tuple[str, str, bool], "DeliveryRequest | Outcome"]
+"""M1: each (maildir, folder, create) a batch checked, and what the check found: a batch
+with many recipients in one mailbox checks it once."""
+
+
+def open_one(job: Job, places: Places) -> SyscallGen[Written | Outcome]:
     """M1 for one job: the open file in tmp/ with the message written, or the outcome of a
     job that cannot go on (already cleaned up)."""
     request = job.request
@@ -130,17 +150,13 @@ def open_one(job: Job) -> SyscallGen[Written | Outcome]:
         return PermanentFailure(problem, "data")
     if request.refuse_empty and not job.data:  # D6
         return PermanentFailure("empty message", "data")
-    try:
-        if request.create_dirs:
-            yield from make_parents(request.maildir)
-        prepared = yield from prepare_folder(request)  # D4
-        if not isinstance(prepared, DeliveryRequest):
-            return prepared
-        refused = yield from check_maildir(prepared)  # A1
-        if refused is not None:
-            return refused
-    except OSError as err:
-        return TemporaryFailure(f"check: {describe(err)}")
+    key = (request.maildir, request.folder, request.create_dirs)
+    if key not in places:
+        places[key] = yield from check_place(request)
+    place = places[key]
+    if not isinstance(place, DeliveryRequest):
+        return place
+    prepared = replace(request, maildir=place.maildir, folder="", create_dirs=False)
     root = prepared.maildir.rstrip("/")
     for counter in range(prepared.max_name_attempts):  # A2, A3
         name = yield from fresh_name(counter)
@@ -169,8 +185,9 @@ def open_one(job: Job) -> SyscallGen[Written | Outcome]:
 def write_files(jobs: list[Job]) -> SyscallGen[list[Written]]:
     """M1: every job's file written in tmp/; the jobs that cannot be are answered."""
     going = []
+    places: Places = {}
     for job in jobs:
-        done = yield from open_one(job)
+        done = yield from open_one(job, places)
         if isinstance(done, Written):
             going.append(done)
         else:

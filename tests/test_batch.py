@@ -11,6 +11,7 @@ Budgets are small (seed 1).
 from __future__ import annotations
 
 import errno
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -126,7 +127,7 @@ def test_the_checker_finds_each_flawed_batching_variant(variant: str) -> None:
     _, steps = VARIANTS[variant]
     envs, prop = CAUGHT[variant]
     for env in sorted(envs):
-        verdict = check_batch(steps, env, max_examples=300, seed=1, shrink=False)
+        verdict = check_batch(steps, env, max_examples=2000, seed=1, shrink=False)
         assert verdict.violation is not None, f"{variant} not caught under {env}"
         if prop is not None:
             assert verdict.violation.prop == prop, str(verdict.violation)
@@ -145,3 +146,24 @@ def test_a_found_violation_is_shrunk_to_a_short_timeline() -> None:
     assert shrunk.violation.prop == "P2"
     assert len(shrunk.timeline) <= min(len(raw.timeline), 20), "\n".join(shrunk.timeline)
     assert sum("client   message" in line for line in shrunk.timeline) == 1
+
+
+def test_the_batch_command_says_what_it_found_and_exits_by_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from maildircheck.harness.cli import main
+
+    argv = ["batch", "--env", "ext4-ordered", "--max-examples", "300"]
+    assert main([*argv, "--variant", "answer-before-dir-fsync"]) == 1
+    said = capsys.readouterr().out
+    assert said.startswith("answer-before-dir-fsync  ext4-ordered    violated P2")
+    assert "the shrunk run:" in said and "answers #1: delivered" in said
+    assert main([*argv, "--variant", "group-commit", "--json", "--max-examples", "50"]) == 0
+    (check,) = json.loads(capsys.readouterr().out)["checks"]
+    assert (check["variant"], check["verdict"], check["violation"]) == (
+        "group-commit",
+        "holds",
+        None,
+    )
+    assert main(["batch", "--variant", "no-such"]) == 2
+    assert "unknown variant no-such" in capsys.readouterr().err
