@@ -14,9 +14,10 @@ steps (spec M1-M5 in specs/requirements.md) reuse `impl/deliver.py`'s, in phases
   M3  every file linked into its new/ (A8, A9), never over a name;
   M4  each distinct new/ directory fsynced once (A10); a failure takes back the entries
       of every job in that directory;
-  M5  tmp/ names removed (A11); only now a job is answered delivered (A12). A job that
-      fails at any phase is cleaned up (A13) and answered at once with a temporary failure
-      (a permanent one for a refusal by policy or data, D6), and no other job is touched.
+  M5  only now each job is answered delivered (A12); then the tmp/ names are removed
+      (A11). A job that fails at any phase is cleaned up (A13) and answered at once with a
+      temporary failure (a permanent one for a refusal by policy or data, D6), and no
+      other job is touched.
 
 `BatchSteps` holds the replaceable phases; its defaults are the correct algorithm, and
 each flawed batching variant of `impl/catalogue/batching.py` replaces only the phase its
@@ -246,10 +247,13 @@ def sync_dirs(items: list[Written]) -> SyscallGen[list[Written]]:
 
 
 def acknowledge(items: list[Written]) -> SyscallGen[list[Written]]:
-    """M5: remove each tmp/ name (A11), then answer it delivered (A12)."""
+    """M5: answer each job delivered (A12), then remove the tmp/ names (A11). The answers
+    go first: the removals are cleanup (a tmp/ name left by a crash is the cleaner's, E2),
+    and on ext4 each waits on the journal, which would hold every answer of the batch back."""
+    for item in items:
+        yield from answer(item.job, Delivered(item.final))
     for item in items:
         yield from discard(item.tmp)
-        yield from answer(item.job, Delivered(item.final))
     return []
 
 
