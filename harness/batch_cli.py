@@ -7,7 +7,7 @@ It runs harness/batch_machine.py's search for the server's own algorithm (`group
 impl/batch.py) and for each flawed variant of impl/catalogue/batching.py, under each local
 profile, and prints one line per (variant, profile) in the verdict vocabulary
 (harness/vocabulary.py); with one variant and one profile, a violation's shrunk timeline
-too. Exit codes: 0 every check holds, 1 a violation found, 2 a usage error (harness.cli).
+too (only then, and with --json, is a violation shrunk). Exit codes: 0 every check holds, 1 a violation found, 2 a usage error (harness.cli).
 """
 
 from __future__ import annotations
@@ -77,8 +77,9 @@ def add_parser(commands: Any, number: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> list[tuple[str, BatchVerdict]]:
     from maildircheck.harness.batch_machine import check_batch  # Hypothesis: only when run
 
+    shrink = args.json or len(args.variant) * len(args.env) == 1  # a timeline is shown
     return [
-        (name, check_batch(ALGORITHMS[name][1], env, args.max_examples, args.seed))
+        (name, check_batch(ALGORITHMS[name][1], env, args.max_examples, args.seed, shrink))
         for name in args.variant
         for env in args.env
     ]

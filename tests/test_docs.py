@@ -110,7 +110,10 @@ def test_relative_links_resolve() -> None:
 
 
 QUOTING_DOCS = [
-    DOCS / n for n in ("counterexamples.md", "nfs.md", "explore.md", "campaigns.md", "own-agent.md")
+    DOCS / n
+    for n in (
+        "counterexamples.md", "nfs.md", "explore.md", "campaigns.md", "own-agent.md", "lmtp.md"
+    )
 ]
 
 
@@ -120,7 +123,7 @@ QUOTING_DOCS = [
 def test_quoted_output_is_what_its_command_prints(quote: doc_outputs.Quote) -> None:
     """Every output a doc quotes is rerun, in a fresh process, and must match; regenerate
     with `python tests/doc_outputs.py docs/counterexamples.md docs/nfs.md docs/explore.md
-    docs/campaigns.md docs/own-agent.md`."""
+    docs/campaigns.md docs/own-agent.md docs/lmtp.md`."""
     assert doc_outputs.masked(doc_outputs.run(quote)) == doc_outputs.masked(quote.output)
 
 
