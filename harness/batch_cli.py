@@ -7,7 +7,8 @@ It runs harness/batch_machine.py's search for the server's own algorithm (`group
 impl/batch.py) and for each flawed variant of impl/catalogue/batching.py, under each local
 profile, and prints one line per (variant, profile) in the verdict vocabulary
 (harness/vocabulary.py); with one variant and one profile, a violation's shrunk timeline
-too (only then, and with --json, is a violation shrunk). Exit codes: 0 every check holds, 1 a violation found, 2 a usage error (harness.cli).
+too (only then, and with --json, is a violation shrunk). Exit codes: 0 every check holds,
+1 a violation found, 2 a usage error (harness.cli).
 """
 
 from __future__ import annotations
