@@ -228,6 +228,14 @@ def link_files(items: list[Written]) -> SyscallGen[list[Written]]:
     return going
 
 
+def take_back(items: list[Written], err: OSError) -> SyscallGen[None]:
+    """M4: new/ could not be made durable: each job's entry there is taken back out, and
+    the job fails (A13)."""
+    for item in items:
+        yield from discard(f"{item.root}/new/{item.final}")
+        yield from fail(item, "fsync new/", err)
+
+
 def sync_dirs(items: list[Written]) -> SyscallGen[list[Written]]:
     """M4, correct: fsync each distinct new/ once; if that fails, every job linked into that
     directory has its entry taken back out and fails."""
@@ -238,9 +246,7 @@ def sync_dirs(items: list[Written]) -> SyscallGen[list[Written]]:
         try:
             yield from finishing(FsyncDir(f"{root}/new"))
         except OSError as err:
-            for item in here:
-                yield from discard(f"{root}/new/{item.final}")
-                yield from fail(item, "fsync new/", err)
+            yield from take_back(here, err)
             continue
         going += here
     return going

@@ -12,12 +12,11 @@ stopped with SIGTERM and must exit 0.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 from tests.mta_servers import HELO, MYHOSTNAME, RECIPIENT, SENDER, mail_system
-from tests.test_e2e_mta import DELIVERY_SECONDS, delivered_files, fetch_all, message_id, messages
+from tests.test_e2e_mta import DELIVERY_SECONDS, check_arrived, messages
 
 
 def split_headers(data: bytes, eol: bytes) -> tuple[list[bytes], bytes]:
@@ -50,30 +49,7 @@ def test_postfix_lmtp_to_maildir_deliver_to_dovecot_byte_for_byte(tmp_path: Path
         assert mail.lmtp is not None
         queue_ids = mail.postfix.submit([(m.wire, m.eightbit) for m in sent])
         mail.postfix.wait_for(queue_ids, "sent", DELIVERY_SECONDS)
-        files = delivered_files(mail.maildir)
-        assert len(files) == len(sent), (files, mail.postfix.log(), mail.lmtp.log())
-        assert os.listdir(mail.maildir / "tmp") == []
-        by_id = {message_id(m.wire): (m, q) for m, q in zip(sent, queue_ids, strict=True)}
-        on_disk: dict[bytes, bytes] = {}
-        for path in files:
-            assert path.stat().st_uid == mail.account.uid, f"{path} not written as the recipient"
-            data = path.read_bytes()
-            assert re.search(rf",S={len(data)}(:|$)", path.name), (path.name, len(data))
-            assert b"\r" not in data, f"{path}: the Maildir file should hold LF line ends"
-            fields, rest = split_headers(data, b"\n")
-            original, queue_id = by_id[message_id(rest)]
-            check_headers(fields, queue_id)
-            assert rest == original.stored, f"{original.name}: altered on the way"
-            on_disk[message_id(rest)] = data
-        assert set(on_disk) == set(by_id)
-
-        served = fetch_all(mail)
-        assert len(served) == len(sent)
-        for data in served:
-            fields, rest = split_headers(data, b"\r\n")
-            original, queue_id = by_id[message_id(rest)]
-            check_headers(fields, queue_id)
-            assert rest == original.wire, f"{original.name}: IMAP differs from what was sent"
-            assert data == on_disk[message_id(rest)].replace(b"\n", b"\r\n")
+        why = "through maildir-deliver --lmtp"
+        check_arrived(mail, sent, queue_ids, split_headers, check_headers, why)
     log = mail.lmtp.log()  # stopped by now: SIGTERM, exit 0 (else the clean-up failed)
     assert "stopped after" in log and "5 deliveries" in log, log

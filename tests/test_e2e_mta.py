@@ -22,6 +22,7 @@ import imaplib
 import mailbox
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
@@ -167,6 +168,50 @@ def fetch_all(mail: MailSystem) -> list[bytes]:
         return [item[1] for item in data if isinstance(item, tuple)]
 
 
+Split = Callable[[bytes, bytes], tuple[list[bytes], bytes]]
+"""A delivered message's leading header fields and the rest, given its line end."""
+
+
+def check_arrived(
+    mail: MailSystem,
+    sent: list[Sent],
+    queue_ids: list[str],
+    split: Split,
+    check_fields: Callable[[list[bytes], str], None],
+    why: str,
+) -> tuple[dict[bytes, tuple[Sent, str]], dict[bytes, bytes]]:
+    """Each sent message is in the Maildir once, as the recipient, with its size in its
+    name and LF line ends, below the header fields `split` takes off and `check_fields`
+    judges, exactly as sent; and Dovecot's IMAP serves each back with CRLF. The messages by
+    Message-ID (with their queue ids), and the files' bytes by Message-ID."""
+    files = delivered_files(mail.maildir)
+    assert len(files) == len(sent), (why, files, mail.postfix.log())
+    assert os.listdir(mail.maildir / "tmp") == []
+    by_id = {message_id(m.wire): (m, q) for m, q in zip(sent, queue_ids, strict=True)}
+    on_disk: dict[bytes, bytes] = {}
+    for path in files:
+        assert path.stat().st_uid == mail.account.uid, f"{path} not written as the recipient"
+        data = path.read_bytes()
+        # Dovecot takes a message's size from ,S= in its name without reading the file.
+        assert re.search(rf",S={len(data)}(:|$)", path.name), (path.name, len(data))
+        assert b"\r" not in data, f"{path}: the Maildir file should hold LF line ends"
+        fields, rest = split(data, b"\n")
+        original, queue_id = by_id[message_id(rest)]
+        check_fields(fields, queue_id)
+        assert rest == original.stored, f"{original.name}: altered on the way ({why})"
+        on_disk[message_id(rest)] = data
+    assert set(on_disk) == set(by_id)
+    served = fetch_all(mail)
+    assert len(served) == len(sent)
+    for data in served:
+        fields, rest = split(data, b"\r\n")
+        original, queue_id = by_id[message_id(rest)]
+        check_fields(fields, queue_id)
+        assert rest == original.wire, f"{original.name}: IMAP differs from what was sent"
+        assert data == on_disk[message_id(rest)].replace(b"\n", b"\r\n")
+    return by_id, on_disk
+
+
 def test_messages_arrive_intact_through_postfix_maildir_deliver_and_dovecot(
     tmp_path: Path,
 ) -> None:
@@ -180,33 +225,7 @@ def test_messages_arrive_intact_through_postfix_maildir_deliver_and_dovecot(
         why = f"maildir-deliver run as {mail.deliver_how}"
         queue_ids = mail.postfix.submit([(m.wire, m.eightbit) for m in sent])
         mail.postfix.wait_for(queue_ids, "sent", DELIVERY_SECONDS)
-        files = delivered_files(mail.maildir)
-        assert len(files) == len(sent), (why, files, mail.postfix.log())
-        assert os.listdir(mail.maildir / "tmp") == []
-
-        by_id = {message_id(m.wire): (m, q) for m, q in zip(sent, queue_ids, strict=True)}
-        on_disk: dict[bytes, bytes] = {}
-        for path in files:
-            assert path.stat().st_uid == mail.account.uid, f"{path} not written as the recipient"
-            data = path.read_bytes()
-            # Dovecot takes a message's size from ,S= in its name without reading the file.
-            assert re.search(rf",S={len(data)}(:|$)", path.name), (path.name, len(data))
-            assert b"\r" not in data, f"{path}: the Maildir file should hold LF line ends"
-            fields, rest = split_trace(data, b"\n")
-            original, queue_id = by_id[message_id(rest)]
-            check_trace(fields, queue_id)
-            assert rest == original.stored, f"{original.name}: altered on the way ({why})"
-            on_disk[message_id(rest)] = data
-        assert set(on_disk) == set(by_id)
-
-        served = fetch_all(mail)
-        assert len(served) == len(sent)
-        for data in served:
-            fields, rest = split_trace(data, b"\r\n")
-            original, queue_id = by_id[message_id(rest)]
-            check_trace(fields, queue_id)
-            assert rest == original.wire, f"{original.name}: IMAP differs from what was sent"
-            assert data == on_disk[message_id(rest)].replace(b"\n", b"\r\n")
+        by_id, on_disk = check_arrived(mail, sent, queue_ids, split_trace, check_trace, why)
 
         box = mailbox.Maildir(mail.maildir, factory=None, create=False)
         assert len(box) == len(sent)

@@ -21,6 +21,7 @@ from maildircheck.impl.batch import (
     answer,
     fail,
     link_files,
+    take_back,
 )
 from maildircheck.impl.deliver import discard
 from maildircheck.model.outcome import Delivered
@@ -60,9 +61,7 @@ def sync_first_dir(items: list[Written]) -> SyscallGen[list[Written]]:
     try:
         yield from call(FsyncDir(f"{root}/new"))
     except OSError as err:
-        for item in items:
-            yield from discard(f"{item.root}/new/{item.final}")
-            yield from fail(item, "fsync new/", err)
+        yield from take_back(items, err)
         return []
     return items
 
