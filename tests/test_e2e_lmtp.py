@@ -16,20 +16,12 @@ import re
 from pathlib import Path
 
 from tests.mta_servers import HELO, MYHOSTNAME, RECIPIENT, SENDER, mail_system
-from tests.test_e2e_mta import DELIVERY_SECONDS, check_arrived, messages
+from tests.test_e2e_mta import DELIVERY_SECONDS, check_arrived, leading_fields, messages
 
 
 def split_headers(data: bytes, eol: bytes) -> tuple[list[bytes], bytes]:
-    """The three header fields above the message (folded lines joined by LF) and the rest."""
-    fields, rest = [], data
-    for name in (b"Return-Path", b"Delivered-To", b"Received"):
-        assert rest.startswith(name + b": "), f"expected {name!r} next, found {rest[:80]!r}"
-        end = rest.index(eol) + len(eol)
-        while rest[end : end + 1] in (b" ", b"\t"):
-            end = rest.index(eol, end) + len(eol)
-        fields.append(rest[:end].replace(eol, b"\n").rstrip(b"\n"))
-        rest = rest[end:]
-    return fields, rest
+    """The server's two envelope headers and Postfix's Received, and the message below."""
+    return leading_fields(data, eol, (b"Return-Path", b"Delivered-To", b"Received"))
 
 
 def check_headers(fields: list[bytes], queue_id: str) -> None:

@@ -116,15 +116,11 @@ def messages() -> list[Sent]:
 TRACE = (b"Return-Path", b"X-Original-To", b"Delivered-To", b"Received")
 
 
-def split_trace(data: bytes, eol: bytes) -> tuple[list[bytes], bytes]:
-    """The four leading trace header fields Postfix adds (each with its folded lines, line
-    ends removed) and the message below them."""
-    assert not data.startswith(b"From "), (
-        "the delivered message still starts with the mbox From_ line Postfix puts first on "
-        f"maildir-deliver's input: {data[:80]!r}"
-    )
+def leading_fields(data: bytes, eol: bytes, names: tuple[bytes, ...]) -> tuple[list[bytes], bytes]:
+    """The header fields `names`, in that order, at the top of `data` (each with its folded
+    lines, line ends made LF and the last removed) and the message below them."""
     fields, rest = [], data
-    for name in TRACE:
+    for name in names:
         assert rest.startswith(name + b": "), f"expected {name!r} next, found {rest[:80]!r}"
         end = rest.index(eol) + len(eol)
         while rest[end : end + 1] in (b" ", b"\t"):
@@ -132,6 +128,15 @@ def split_trace(data: bytes, eol: bytes) -> tuple[list[bytes], bytes]:
         fields.append(rest[:end].replace(eol, b"\n").rstrip(b"\n"))
         rest = rest[end:]
     return fields, rest
+
+
+def split_trace(data: bytes, eol: bytes) -> tuple[list[bytes], bytes]:
+    """The four leading trace header fields Postfix adds and the message below them."""
+    assert not data.startswith(b"From "), (
+        "the delivered message still starts with the mbox From_ line Postfix puts first on "
+        f"maildir-deliver's input: {data[:80]!r}"
+    )
+    return leading_fields(data, eol, TRACE)
 
 
 def check_trace(fields: list[bytes], queue_id: str) -> None:
