@@ -73,6 +73,7 @@ from typing import Any
 
 from deliver_perf import filesystem, machine
 from lmtp_client import SENDER, Endpoint, Load, check_maildirs, combine, measure_load
+from lmtp_per_process import run_per_process
 from lmtp_rig import (
     RigError,
     dovecot_lmtp,
@@ -559,6 +560,14 @@ def parse_args() -> tuple[argparse.Namespace, argparse.ArgumentParser]:
     parser.add_argument("--no-strace", action="store_true", help="no fsync count")
     parser.add_argument("--smtp-source", action="store_true", help="also time smtp-source -L")
     parser.add_argument("--no-pipelining", action="store_true")
+    parser.add_argument(
+        "--per-process-messages",
+        type=int,
+        default=100,
+        metavar="N",
+        help="also run each load as maildir-deliver once per recipient, N messages "
+        "(0: not; bench/lmtp_per_process.py)",
+    )
     parser.add_argument("--dir", default="/var/tmp", help="where the Maildirs are made")
     parser.add_argument("--json-only", action="store_true", help="no summary on stderr")
     parser.add_argument("--keep", action="store_true", help="keep the directory")
@@ -607,6 +616,15 @@ def main() -> None:
                 with contextlib.suppress(RigError):
                     said = effective_config(dovecot_program() or "dovecot", conf).splitlines()
                     row["doveconf_n"] = [line for line in said if not line.startswith("#")]
+        if args.per_process_messages:
+            row = results["maildir-deliver-per-process"] = {"kind": "per-process", "loads": {}}
+            for sessions, k in loads:
+                name = label(sessions, k)
+                row["loads"][name] = run_per_process(
+                    work / "per-process" / name, sessions, k, args.per_process_messages,
+                    args.size, tag=name,
+                )  # fmt: skip
+                progress(args, f"per-process {name}: {row['loads'][name]['messages_per_second']}")
         for name, why in missing.items():
             results[name] = {"available": why}
         fs = filesystem(work)

@@ -65,7 +65,7 @@ def test_tiny_run_against_dovecot() -> None:
         argv += ["--json-only", "--servers", "dovecot", "--sessions", str(SESSIONS)]
         argv += ["--recipients", str(RECIPIENTS), "--messages", str(MESSAGES)]
         done = subprocess.run(
-            [*argv, "--trace-messages", "4"],
+            [*argv, "--trace-messages", "4", "--per-process-messages", "3"],
             capture_output=True,
             text=True,
             timeout=120,
@@ -114,6 +114,14 @@ def test_tiny_run_against_dovecot() -> None:
     assert isinstance(per_message, int | float) and not isinstance(per_message, bool)
     assert traced["errors"] == 0 and traced["messages"] == 4
     assert result["filesystem"]["type"]
+
+    # the reference without a server: maildir-deliver run once per recipient
+    alone = result["servers"]["maildir-deliver-per-process"]["loads"][f"s{SESSIONS}-r{RECIPIENTS}"]
+    assert alone["ok"] is True and alone["failures"] == 0, alone
+    assert alone["delivered"]["complete"] == 3 * RECIPIENTS
+    assert positive(alone["messages_per_second"]) and positive(alone["latency_ms"]["p50"])
+    ratio = result["ratios"][f"s{SESSIONS}-r{RECIPIENTS}"]["maildir-deliver-per-process/dovecot"]
+    assert positive(ratio)
 
 
 def test_client_dot_stuffing_and_trace_fields(monkeypatch: pytest.MonkeyPatch) -> None:
