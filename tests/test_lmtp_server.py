@@ -217,6 +217,27 @@ def test_concurrent_sessions_are_delivered_in_batches_and_every_250_is_on_disk(
     assert f"{total} deliveries" in summary and batches < total, summary
 
 
+def test_a_message_for_a_thousand_recipients_is_delivered_in_bounded_batches(
+    tmp_path: Path,
+) -> None:
+    """1,000 recipients of one message: each a job with an open file, so a batch holds at
+    most MAX_BATCH of them (below the usual 1024-fd limit) and the rest wait their turn."""
+    to = [f"many{n}@{DOMAIN}" for n in range(1000)]
+    with server(tmp_path, "--create") as run:
+        client = Client(run.socket)
+        client.lhlo()
+        lines = client.deliver(message(7), to)
+        client.close()
+        assert run.stop() == 0
+    finals = lines[-1000:]
+    assert all(line.startswith("250 2.0.0") for line in finals), [
+        line for line in finals if not line.startswith("250")
+    ][:3]
+    assert len(run.files()) == 1000 and run.files("tmp") == {}
+    summary = run.log.read_text().strip().splitlines()[-1]
+    assert "1000 deliveries in 4 batches" in summary, summary  # 256 + 256 + 256 + 232
+
+
 def test_kill_9_mid_load_loses_no_acknowledged_message(tmp_path: Path) -> None:
     """Four sessions deliver until the server is killed -9 after 40 answers; every message
     answered 250 is in new/, complete; no file in new/ is anything but a complete copy."""

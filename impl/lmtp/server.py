@@ -44,6 +44,7 @@ from maildircheck.impl.lmtp.protocol import (
 from maildircheck.model.outcome import Delivered, Outcome, PermanentFailure, TemporaryFailure
 
 READ_CHUNK = 65536
+MAX_BATCH = 256  # jobs a batch holds open at once (an fd each), well below a 1024-fd limit
 
 
 class Batcher:
@@ -85,7 +86,7 @@ class Batcher:
                     self._ready.wait()
                 if not self._waiting:
                     return
-                batch, self._waiting = self._waiting, []
+                batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
             self._run(batch)
 
     def _run(self, batch: list[tuple[Job, asyncio.Future[Outcome]]]) -> None:
