@@ -139,16 +139,21 @@ def split_trace(data: bytes, eol: bytes) -> tuple[list[bytes], bytes]:
     return leading_fields(data, eol, TRACE)
 
 
-def check_trace(fields: list[bytes], queue_id: str) -> None:
-    assert fields[0] == f"Return-Path: <{SENDER}>".encode()
-    assert fields[1] == f"X-Original-To: {RECIPIENT}".encode()
-    assert fields[2] == f"Delivered-To: {RECIPIENT}".encode()
+def check_received(field: bytes, queue_id: str) -> None:
+    """The Received field Postfix's smtpd adds for our client's message `queue_id`."""
     received = (
         rf"Received: from {re.escape(HELO)} \([^\n]*\[127\.0\.0\.1\]\)\n"
         rf"\tby {re.escape(MYHOSTNAME)} \(Postfix\) with ESMTP id {queue_id}\n"
         rf"\tfor <{re.escape(RECIPIENT)}>; [^\n]+"
     )
-    assert re.fullmatch(received.encode(), fields[3]), fields[3]
+    assert re.fullmatch(received.encode(), field), field
+
+
+def check_trace(fields: list[bytes], queue_id: str) -> None:
+    assert fields[0] == f"Return-Path: <{SENDER}>".encode()
+    assert fields[1] == f"X-Original-To: {RECIPIENT}".encode()
+    assert fields[2] == f"Delivered-To: {RECIPIENT}".encode()
+    check_received(fields[3], queue_id)
 
 
 def delivered_files(maildir: Path) -> list[Path]:
