@@ -103,7 +103,8 @@ class BatchMachine(RuleBasedStateMachine):
         self.gen: Any = None
         self.request: Syscall[Any] | None = None
         self.proc = Process("S1", 100, "mx")  # each incarnation its own label (the creator)
-        self.armed: Fault | None = None
+        self.armed: Fault | None = None  # a reply fault waiting for a request of `aimed`
+        self.aimed: type[Any] = object
         self.refused: set[str] = set()  # tmp/ paths whose unlink failed (excused, P4)
         self.count = 0
         self.timeline: list[str] = []
@@ -155,7 +156,7 @@ class BatchMachine(RuleBasedStateMachine):
         if fault is not None:
             targets = FAULTS[fault].targets
             self.armed = FAULTS[fault]
-            self.aimed: type[Any] = targets[aim % len(targets)]
+            self.aimed = targets[aim % len(targets)]
         for _ in range(count):
             if self.gen is None:
                 return
@@ -230,8 +231,7 @@ class BatchMachine(RuleBasedStateMachine):
         if isinstance(request.outcome, PermanentFailure):
             self._raise(Violation("P5", f"#{request.token} bounced: {request.outcome.reason}"))
         if not isinstance(request.outcome, Delivered):
-            self._honest_failure(rec)
-        self._check_durable(rec)
+            self._honest_failure(rec)  # P2 for a 250 is judged by the _check that follows
 
     def _honest_failure(self, rec: Recipient) -> None:
         layout = self.layouts[rec.mailbox]

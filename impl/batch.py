@@ -38,7 +38,6 @@ from maildircheck.impl.deliver import (
     discard,
     envelope_headers,
     envelope_problem,
-    finishing,
     fresh_name,
     link_into_new,
     prepare_folder,
@@ -91,8 +90,9 @@ Answers = Callable[[list[Written]], SyscallGen[list[Written]]]
 
 
 def answer(job: Job, outcome: Outcome) -> SyscallGen[None]:
-    """The reply for one job (one LMTP reply line); made whatever else is going on."""
-    yield from finishing(Answer(job.token, outcome))
+    """The reply for one job (one LMTP reply line). A batch is never interrupted (the
+    server finishes its batches before it stops), so no call here needs `finishing`."""
+    yield from call(Answer(job.token, outcome))
 
 
 def fail(item: Written, stage: str, err: OSError) -> SyscallGen[None]:
@@ -205,13 +205,21 @@ def sync_files(items: list[Written]) -> SyscallGen[list[Written]]:
         except OSError as err:
             yield from fail(item, "fsync", err)
             continue
-        try:
-            yield from call(Close(item.fd))  # A6
-        except OSError as err:
-            yield from fail(Written(item.job, item.root, item.tmp, item.name), "close", err)
-            continue
-        going.append(Written(item.job, item.root, item.tmp, item.name))
+        closed = yield from close_one(item)
+        if closed is not None:
+            going.append(closed)
     return going
+
+
+def close_one(item: Written) -> SyscallGen[Written | None]:
+    """M2: close the file, checked (A6); None when that failed (the job is answered)."""
+    closed = replace(item, fd=-1)  # closed whatever close(2) says
+    try:
+        yield from call(Close(item.fd))
+    except OSError as err:
+        yield from fail(closed, "close", err)
+        return None
+    return closed
 
 
 def link_files(items: list[Written]) -> SyscallGen[list[Written]]:
@@ -224,7 +232,7 @@ def link_files(items: list[Written]) -> SyscallGen[list[Written]]:
         except OSError as err:
             yield from fail(item, "link", err)
             continue
-        going.append(Written(item.job, item.root, item.tmp, item.name, -1, final))
+        going.append(replace(item, final=final))
     return going
 
 
@@ -244,7 +252,7 @@ def sync_dirs(items: list[Written]) -> SyscallGen[list[Written]]:
     for root in roots:
         here = [item for item in items if item.root == root]
         try:
-            yield from finishing(FsyncDir(f"{root}/new"))
+            yield from call(FsyncDir(f"{root}/new"))
         except OSError as err:
             yield from take_back(here, err)
             continue

@@ -295,7 +295,7 @@ def _report_name(name: str) -> None:
         sys.stdout = None  # nothing left for the interpreter to flush at exit
 
 
-class _Parser(argparse.ArgumentParser):
+class UsageParser(argparse.ArgumentParser):
     """argparse, but a usage error exits with the chosen convention's usage code."""
 
     usage_code = EXIT_CODES[DEFAULT_CONVENTION].usage
@@ -346,7 +346,7 @@ class _Manual(argparse.Action):
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     """The command line parsed by argparse, set up from `OPTIONS`; a usage error exits."""
-    parser = _Parser(prog=PROG, add_help=False, allow_abbrev=False, formatter_class=_formatter)
+    parser = UsageParser(prog=PROG, add_help=False, allow_abbrev=False, formatter_class=_formatter)
     parser.usage_code = EXIT_CODES[_convention_in(argv)].usage
     exclusive = parser.add_mutually_exclusive_group()
     for option in OPTIONS:

@@ -1071,14 +1071,14 @@ def test_help_is_a_manual_page_that_documents_every_option() -> None:
 def cli_parser_actions() -> list[Any]:
     """The argparse actions of maildir-deliver's parser (parse a valid command line)."""
     captured: list[Any] = []
-    original = cli._Parser.parse_args
+    original = cli.UsageParser.parse_args
 
     def spy(self: Any, *args: Any, **kwargs: Any) -> Any:
         captured.extend(self._actions)
         return original(self, *args, **kwargs)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(cli._Parser, "parse_args", spy)
+        mp.setattr(cli.UsageParser, "parse_args", spy)
         cli.parse_args(["m"])
     return captured
 

@@ -19,13 +19,14 @@ from maildircheck.impl.batch import (
     BatchSteps,
     Written,
     answer,
+    close_one,
     fail,
     link_files,
     take_back,
 )
 from maildircheck.impl.deliver import discard
 from maildircheck.model.outcome import Delivered
-from maildircheck.model.syscalls import Close, Fsync, FsyncDir, SyscallGen, call
+from maildircheck.model.syscalls import Fsync, FsyncDir, SyscallGen, call
 
 
 def link_and_answer(items: list[Written]) -> SyscallGen[list[Written]]:
@@ -78,12 +79,9 @@ def sync_until_failure(items: list[Written]) -> SyscallGen[list[Written]]:
                 failed = True
                 yield from fail(item, "fsync", err)
                 continue
-        try:
-            yield from call(Close(item.fd))
-        except OSError as err:
-            yield from fail(Written(item.job, item.root, item.tmp, item.name), "close", err)
-            continue
-        going.append(Written(item.job, item.root, item.tmp, item.name))
+        closed = yield from close_one(item)
+        if closed is not None:
+            going.append(closed)
     return going
 
 

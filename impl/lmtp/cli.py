@@ -13,9 +13,9 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from maildircheck.impl.cli import EXIT_CODES
+from maildircheck.impl.cli import EXIT_CODES, UsageParser
 from maildircheck.impl.lmtp.mailboxes import TemplateError, check_template
 from maildircheck.impl.lmtp.server import Server, parse_listen, serve
 
@@ -75,31 +75,28 @@ EXIT STATUS
 """
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        print(f"{PROG}: usage error: {message}", file=sys.stderr)
-        raise SystemExit(CODES.usage)
+def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
+    """An argparse type: `kind` of the text, above 0 (argparse names `kind` in its error)."""
 
-
-def _positive(kind: type[int] | type[float]) -> object:
-    def parse(text: str) -> int | float:
+    def parse(text: str) -> float:
         value = kind(text)
         if value <= 0:
             raise ValueError(text)
         return value
 
-    parse.__name__ = kind.__name__
+    parse.__name__ = getattr(kind, "__name__", "number")
     return parse
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = _Parser(prog=PROG, add_help=False, allow_abbrev=False)
+    parser = UsageParser(prog=PROG, add_help=False, allow_abbrev=False)
+    parser.usage_code = CODES.usage
     parser.add_argument("--lmtp", required=True, metavar="SOCKET")
     parser.add_argument("--maildir", required=True, metavar="TEMPLATE")
     parser.add_argument("--recipient-delimiter", default="+")
     parser.add_argument("--create", action="store_true")
-    parser.add_argument("--max-size", type=_positive(int), default=10_240_000)  # type: ignore[arg-type]
-    parser.add_argument("--idle-timeout", type=_positive(float), default=300.0)  # type: ignore[arg-type]
+    parser.add_argument("--max-size", type=_positive(int), default=10_240_000)
+    parser.add_argument("--idle-timeout", type=_positive(float), default=300.0)
     parser.add_argument("--socket-mode", type=lambda text: int(text, 8), default=0o660)
     parser.add_argument("--hostname", default=os.uname().nodename)
     return parser.parse_args(list(argv))
